@@ -1,0 +1,21 @@
+"""Client-server API servlets (and, through `register_all_servlets`, every other surface)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+    from rest.http import Router
+
+# Every module here ends with `register_servlets(hs, router)`; add new ones to this list.
+SERVLET_MODULES = (
+    "client_api.login",
+    "client_api.account",
+)
+
+
+def register_all_servlets(hs: HomeServer, router: Router) -> None:
+    for name in SERVLET_MODULES:
+        importlib.import_module(name).register_servlets(hs, router)

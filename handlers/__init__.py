@@ -1,0 +1,1 @@
+"""Business logic, one module per area. Async, no HTTP, no SQL."""

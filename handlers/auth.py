@@ -1,0 +1,113 @@
+"""Who is making a request: access-token extraction and validation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from handlers.tokens import hash_token
+from homeserver.errors import Codes, MatrixError
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+    from rest.http import HttpRequest
+
+# Device "last seen" is written at most this often per device.
+LAST_SEEN_INTERVAL_MS = 10 * 60 * 1000
+
+
+@attrs.frozen(slots=True)
+class Requester:
+    """The authenticated user behind a request."""
+
+    user_id: str
+    device_id: str | None
+    access_token_id: int
+    is_guest: bool = False
+    shadow_banned: bool = False
+
+
+def get_access_token_from_request(request: HttpRequest) -> str | None:
+    """The token from `Authorization: Bearer <token>`; query-string tokens are not accepted."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MatrixError(401, Codes.MISSING_TOKEN, "Invalid Authorization header")
+    return token.strip()
+
+
+class Auth:
+    def __init__(self, hs: HomeServer) -> None:
+        self._clock = hs.get_clock()
+        stores = hs.get_datastores()
+        self._tokens = stores.tokens
+        self._users = stores.users
+        self._devices = stores.devices
+        self._last_seen: dict[tuple[str, str], int] = {}
+
+    async def get_user_by_req(self, request: HttpRequest, allow_guest: bool = False,
+                              allow_locked: bool = False) -> Requester:
+        """Check the request's access token.
+
+        Raises:
+            MatrixError: 401 M_MISSING_TOKEN without a token; 401 M_UNKNOWN_TOKEN for an
+                unknown, revoked or expired one (expired: `soft_logout: true`); 401
+                M_USER_LOCKED for a locked account.
+        """
+        token = get_access_token_from_request(request)
+        if token is None:
+            raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
+        requester = await self.get_user_by_access_token(token, allow_locked=allow_locked)
+        if requester.is_guest and not allow_guest:
+            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
+        request.requester = requester
+        if requester.device_id is not None:
+            await self._record_last_seen(requester, request)
+        return requester
+
+    async def get_user_by_access_token(self, token: str, allow_locked: bool = False) -> Requester:
+        row = await self._tokens.get_access_token(hash_token(token))
+        if row is None:
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unknown access token",
+                              soft_logout=False)
+        if row.valid_until_ms is not None and row.valid_until_ms <= self._clock.time_msec():
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired",
+                              soft_logout=True)
+        user = await self._users.get_user(row.user_id)
+        if user is None or user.deactivated:
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unknown access token",
+                              soft_logout=False)
+        if user.locked and not allow_locked:
+            raise MatrixError(401, Codes.USER_LOCKED, "This account has been locked",
+                              soft_logout=True)
+        if row.refresh_token_id is not None and not row.used:
+            await self._tokens.mark_access_token_used(row.token_id)
+        return Requester(
+            user_id=row.user_id, device_id=row.device_id, access_token_id=row.token_id,
+            is_guest=user.is_guest, shadow_banned=user.shadow_banned,
+        )
+
+    async def is_server_admin(self, requester: Requester) -> bool:
+        user = await self._users.get_user(requester.user_id)
+        return bool(user and user.admin)
+
+    async def require_server_admin(self, request: HttpRequest) -> Requester:
+        """Authenticate and require a server admin (403 M_FORBIDDEN otherwise)."""
+        requester = await self.get_user_by_req(request)
+        if not await self.is_server_admin(requester):
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
+        return requester
+
+    async def _record_last_seen(self, requester: Requester, request: HttpRequest) -> None:
+        assert requester.device_id is not None
+        key = (requester.user_id, requester.device_id)
+        now = self._clock.time_msec()
+        if now - self._last_seen.get(key, -LAST_SEEN_INTERVAL_MS) < LAST_SEEN_INTERVAL_MS:
+            return
+        self._last_seen[key] = now
+        await self._devices.update_last_seen(
+            requester.user_id, requester.device_id, now, request.client_ip, request.user_agent
+        )

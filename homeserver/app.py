@@ -1,0 +1,97 @@
+"""Starting the server: build the `HomeServer`, open the listeners, run until signalled."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+from homeserver.config import HomeServerConfig
+from homeserver.server import HomeServer
+from rest.resource import AxonSite, RouterResource
+
+logger = logging.getLogger(__name__)
+
+RESOURCE_PREFIXES = {
+    "client": ("/_matrix/client/", "/.well-known/matrix/", "/_synapse/", "/_matrix/media/",
+               "/health", "/_matrix/static/"),
+    "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server"),
+}
+
+
+def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
+    """Create the container and touch the parts that must fail early (DB, key, routes)."""
+    hs = HomeServer(config, reactor)
+    hs.get_datastores()
+    hs.get_signing_key()
+    hs.get_router()
+    return hs
+
+
+def start_listeners(hs: HomeServer) -> list[Any]:
+    from twisted.internet import endpoints
+
+    ports = []
+    for listener in hs.config.listeners:
+        if listener.type != "http":
+            logger.warning("Listener type %s is not supported yet; skipped", listener.type)
+            continue
+        prefixes: tuple[str, ...] = ()
+        for name in listener.resources:
+            prefixes += RESOURCE_PREFIXES.get(name, ())
+        resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
+                                  allowed_prefixes=prefixes)
+        site = AxonSite(resource, hs.config.max_request_body_size)
+        for address in listener.bind_addresses:
+            interface = address.strip("[]")
+            endpoint = endpoints.TCP6ServerEndpoint if ":" in interface else \
+                endpoints.TCP4ServerEndpoint
+            port = endpoint(hs.reactor, listener.port, interface=interface)
+            d = port.listen(site)
+            ports.append(d)
+            logger.info("Listening on %s:%d (%s)", address, listener.port,
+                        ", ".join(listener.resources))
+    return ports
+
+
+def run(config_path: str) -> int:
+    """`python -m homeserver run -c CONFIG`: serve until SIGTERM or SIGINT."""
+    from twisted.internet import defer, reactor
+
+    from homeserver.logging_setup import setup_logging
+
+    setup_logging()
+    config = HomeServerConfig.load(config_path)
+    hs = build_homeserver(config, reactor)
+    exit_code = [0]
+
+    async def _start() -> None:
+        try:
+            listening = await defer.gatherResults(start_listeners(hs), consumeErrors=True)
+        except Exception as e:  # noqa: BLE001 - report any bind failure and stop
+            err = getattr(e, "subFailure", None)
+            logger.error("Failed to start listening: %s", err.getErrorMessage() if err else e)
+            exit_code[0] = 1
+            reactor.stop()  # type: ignore[attr-defined]
+            return
+        hs.listening_ports = listening  # type: ignore[attr-defined]
+        if config.pid_file:
+            with open(config.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+        logger.info("Axon is serving %s", config.server_name)
+
+    def _shutdown() -> defer.Deferred[Any]:
+        logger.info("Shutting down")
+        ports = getattr(hs, "listening_ports", [])
+        d = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        d.addBoth(lambda _: hs.shutdown())
+        if config.pid_file and os.path.exists(config.pid_file):
+            os.unlink(config.pid_file)
+        return d
+
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(_start()))  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", _shutdown)  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return exit_code[0]

@@ -1,0 +1,400 @@
+"""Configuration: `homeserver.yaml` parsed once at startup into frozen attrs classes.
+
+Keys use Synapse's names where the concept is the same, so a Synapse config loads. An
+unknown top-level key is logged as a warning naming it; a bad value of a known key raises
+`ConfigError` naming the key and what was expected, which stops startup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import yaml
+
+from homeserver.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MISSING: Any = object()
+
+
+# --- value parsers -------------------------------------------------------------------------
+
+
+def _expect(cond: bool, key: str, expected: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"Config key '{key}': expected {expected}, got {value!r}")
+
+
+def _str(key: str, value: Any) -> str:
+    _expect(isinstance(value, str), key, "a string", value)
+    return str(value)
+
+
+def _opt_str(key: str, value: Any) -> str | None:
+    return None if value is None else _str(key, value)
+
+
+def _bool(key: str, value: Any) -> bool:
+    _expect(isinstance(value, bool), key, "true or false", value)
+    return bool(value)
+
+
+def _int(key: str, value: Any) -> int:
+    _expect(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+    return int(value)
+
+
+def _number(key: str, value: Any) -> float:
+    _expect(
+        isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value
+    )
+    return float(value)
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_DURATION_UNITS = {
+    "": 1,
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+    "y": 31_536_000_000,
+}
+
+
+def parse_size(key: str, value: Any) -> int:
+    """Sizes as Synapse writes them: an integer of bytes, or "50M", "10K", "1G"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = re.fullmatch(r"(\d+)\s*([KMG]?)", value.strip().upper()) if isinstance(value, str) else None
+    _expect(m is not None, key, 'a size like 52428800 or "50M"', value)
+    assert m is not None
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def parse_duration_ms(key: str, value: Any) -> int:
+    """Durations as Synapse writes them: an integer of milliseconds, or "5m", "2h", "7d"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = re.fullmatch(r"(\d+)\s*(ms|s|m|h|d|w|y)?", value.strip()) if isinstance(value, str) else None
+    _expect(m is not None, key, 'a duration like 300000 or "5m", "2h", "7d"', value)
+    assert m is not None
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2) or ""]
+
+
+def _opt(parser: Callable[[str, Any], T]) -> Callable[[str, Any], T | None]:
+    def parse(key: str, value: Any) -> T | None:
+        return None if value is None else parser(key, value)
+
+    return parse
+
+
+def _mapping(key: str, value: Any) -> Mapping[str, Any]:
+    _expect(isinstance(value, dict), key, "a mapping", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _get(section: Mapping[str, Any], prefix: str, name: str, parser: Callable[[str, Any], T],
+         default: T) -> T:
+    if name not in section or section[name] is None:
+        return default
+    return parser(f"{prefix}{name}", section[name])
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class RateLimitConfig:
+    """A token bucket: `per_second` actions refill, up to `burst_count` at once."""
+
+    per_second: float
+    burst_count: float
+
+    @classmethod
+    def parse(cls, key: str, value: Any, default: RateLimitConfig) -> RateLimitConfig:
+        if value is None:
+            return default
+        section = _mapping(key, value)
+        return cls(
+            per_second=_get(section, f"{key}.", "per_second", _number, default.per_second),
+            burst_count=_get(section, f"{key}.", "burst_count", _number, default.burst_count),
+        )
+
+
+@attrs.frozen(slots=True)
+class LoginRateLimitConfig:
+    """Synapse's `rc_login`: per client address, per account, and per failed attempt."""
+
+    address: RateLimitConfig
+    account: RateLimitConfig
+    failed_attempts: RateLimitConfig
+
+    @classmethod
+    def parse(cls, value: Any) -> LoginRateLimitConfig:
+        default = RateLimitConfig(per_second=0.17, burst_count=3)
+        if value is None:
+            return cls(default, default, default)
+        section = _mapping("rc_login", value)
+        # A flat `{per_second, burst_count}` applies to all three buckets.
+        flat = RateLimitConfig.parse("rc_login", {
+            k: v for k, v in section.items() if k in ("per_second", "burst_count")
+        }, default)
+        for sub in section:
+            if sub not in ("per_second", "burst_count", "address", "account", "failed_attempts"):
+                raise ConfigError(
+                    f"Config key 'rc_login.{sub}': expected one of per_second, burst_count, "
+                    "address, account, failed_attempts"
+                )
+        return cls(
+            address=RateLimitConfig.parse("rc_login.address", section.get("address"), flat),
+            account=RateLimitConfig.parse("rc_login.account", section.get("account"), flat),
+            failed_attempts=RateLimitConfig.parse(
+                "rc_login.failed_attempts", section.get("failed_attempts"), flat
+            ),
+        )
+
+
+@attrs.frozen(slots=True)
+class ListenerConfig:
+    port: int
+    bind_addresses: tuple[str, ...]
+    type: str
+    tls: bool
+    x_forwarded: bool
+    resources: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, key: str, value: Any) -> ListenerConfig:
+        section = _mapping(key, value)
+        port = _get(section, f"{key}.", "port", _int, _MISSING)
+        _expect(port is not _MISSING and 0 <= port <= 65535, f"{key}.port",
+                "a port number 0-65535", section.get("port"))
+        binds = section.get("bind_addresses", ["::", "0.0.0.0"])
+        if "bind_address" in section:
+            binds = [section["bind_address"]]
+        _expect(isinstance(binds, list) and all(isinstance(b, str) for b in binds),
+                f"{key}.bind_addresses", "a list of addresses", binds)
+        type_ = _get(section, f"{key}.", "type", _str, "http")
+        _expect(type_ in ("http", "metrics"), f"{key}.type", "'http' or 'metrics'", type_)
+        names: list[str] = []
+        for i, res in enumerate(section.get("resources") or [{"names": ["client", "federation"]}]):
+            res_map = _mapping(f"{key}.resources[{i}]", res)
+            res_names = res_map.get("names", [])
+            _expect(isinstance(res_names, list) and all(isinstance(n, str) for n in res_names),
+                    f"{key}.resources[{i}].names", "a list of names", res_names)
+            names.extend(res_names)
+        return cls(
+            port=port,
+            bind_addresses=tuple(binds),
+            type=type_,
+            tls=_get(section, f"{key}.", "tls", _bool, False),
+            x_forwarded=_get(section, f"{key}.", "x_forwarded", _bool, False),
+            resources=tuple(names),
+        )
+
+
+@attrs.frozen(slots=True)
+class DatabaseConfig:
+    """`database: {name: sqlite3|psycopg2, args: {...}}`, as in Synapse."""
+
+    name: str
+    args: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, value: Any, data_dir: str) -> DatabaseConfig:
+        if value is None:
+            return cls(name="sqlite3", args={"database": os.path.join(data_dir, "homeserver.db")})
+        section = _mapping("database", value)
+        name = _get(section, "database.", "name", _str, "sqlite3")
+        _expect(name in ("sqlite3", "psycopg2"), "database.name", "'sqlite3' or 'psycopg2'", name)
+        args = dict(_get(section, "database.", "args", _mapping, {}))
+        if name == "sqlite3":
+            db = args.get("database", os.path.join(data_dir, "homeserver.db"))
+            _expect(isinstance(db, str), "database.args.database", "a file path", db)
+            if db != ":memory:" and not os.path.isabs(db):
+                db = os.path.join(data_dir, db)
+            args["database"] = db
+        for key in ("cp_min", "cp_max"):
+            if key in args:
+                _int(f"database.args.{key}", args[key])
+        return cls(name=name, args=args)
+
+
+@attrs.frozen(slots=True)
+class PasswordPolicy:
+    minimum_length: int = 0
+    require_digit: bool = False
+    require_symbol: bool = False
+    require_lowercase: bool = False
+    require_uppercase: bool = False
+
+
+@attrs.frozen(slots=True)
+class PasswordConfig:
+    enabled: bool
+    localdb_enabled: bool
+    pepper: str
+    policy: PasswordPolicy
+
+    @classmethod
+    def parse(cls, value: Any) -> PasswordConfig:
+        section = _mapping("password_config", value) if value is not None else {}
+        p = "password_config."
+        policy_map = _get(section, p, "policy", _mapping, {})
+        pp = "password_config.policy."
+        policy = PasswordPolicy(
+            minimum_length=_get(policy_map, pp, "minimum_length", _int, 0),
+            require_digit=_get(policy_map, pp, "require_digit", _bool, False),
+            require_symbol=_get(policy_map, pp, "require_symbol", _bool, False),
+            require_lowercase=_get(policy_map, pp, "require_lowercase", _bool, False),
+            require_uppercase=_get(policy_map, pp, "require_uppercase", _bool, False),
+        )
+        if not _get(policy_map, pp, "enabled", _bool, True):
+            policy = PasswordPolicy()
+        return cls(
+            enabled=_get(section, p, "enabled", _bool, True),
+            localdb_enabled=_get(section, p, "localdb_enabled", _bool, True),
+            pepper=_get(section, p, "pepper", _str, ""),
+            policy=policy,
+        )
+
+
+# Keys of Synapse's config that we understand; anything else gets a warning.
+KNOWN_KEYS = frozenset({
+    "server_name", "public_baseurl", "listeners", "database", "signing_key_path",
+    "enable_registration", "enable_registration_without_verification",
+    "registration_requires_token", "registration_shared_secret", "rc_message",
+    "rc_registration", "rc_login", "max_upload_size", "refreshable_access_token_lifetime",
+    "refresh_token_lifetime", "password_config", "bcrypt_rounds", "pid_file", "media_store_path",
+    "report_stats", "log_config", "user_directory", "serve_server_wellknown",
+    "allow_guest_access", "key_refresh_interval", "old_signing_keys",
+    "trusted_key_servers", "suppress_key_server_warning", "macaroon_secret_key", "form_secret",
+    "max_request_body_size", "web_client_location", "admin_contact",
+})
+
+
+@attrs.frozen(slots=True)
+class HomeServerConfig:
+    """Everything the server reads from `homeserver.yaml`; built by `parse`."""
+
+    server_name: str
+    public_baseurl: str
+    config_dir: str
+    listeners: tuple[ListenerConfig, ...]
+    database: DatabaseConfig
+    signing_key_path: str
+    enable_registration: bool
+    enable_registration_without_verification: bool
+    registration_requires_token: bool
+    registration_shared_secret: str | None
+    rc_message: RateLimitConfig
+    rc_registration: RateLimitConfig
+    rc_login: LoginRateLimitConfig
+    max_upload_size: int
+    max_request_body_size: int
+    refreshable_access_token_lifetime: int | None
+    refresh_token_lifetime: int | None
+    password_config: PasswordConfig
+    bcrypt_rounds: int
+    user_directory_search_all_users: bool
+    serve_server_wellknown: bool
+    key_refresh_interval: int
+    media_store_path: str
+    pid_file: str | None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], config_dir: str) -> HomeServerConfig:
+        """Parse a loaded YAML mapping; relative paths resolve against `config_dir`."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError("The config file must be a YAML mapping of keys to values")
+        for key in raw:
+            if key not in KNOWN_KEYS:
+                logger.warning("Unknown config key '%s' is ignored", key)
+
+        server_name = _get(raw, "", "server_name", _str, _MISSING)
+        if server_name is _MISSING:
+            raise ConfigError("Config key 'server_name': required, e.g. 'example.com'")
+        _expect(re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,255}", server_name) is not None,
+                "server_name", "a server name like example.com or example.com:8448", server_name)
+
+        def path(key: str, default: str) -> str:
+            value = _get(raw, "", key, _str, default)
+            return value if os.path.isabs(value) else os.path.join(config_dir, value)
+
+        listeners_raw = raw.get("listeners")
+        if listeners_raw is None:
+            listeners_raw = [{"port": 8008, "bind_addresses": ["127.0.0.1"], "type": "http"}]
+        _expect(isinstance(listeners_raw, list), "listeners", "a list", listeners_raw)
+        listeners = tuple(
+            ListenerConfig.parse(f"listeners[{i}]", item) for i, item in enumerate(listeners_raw)
+        )
+
+        public_baseurl = _get(raw, "", "public_baseurl", _str, "")
+        if not public_baseurl:
+            public_baseurl = f"https://{server_name}/"
+        if not public_baseurl.endswith("/"):
+            public_baseurl += "/"
+        _expect(re.match(r"https?://", public_baseurl) is not None, "public_baseurl",
+                "an http(s) URL", public_baseurl)
+
+        user_dir = _get(raw, "", "user_directory", _mapping, {})
+        bcrypt_rounds = _get(raw, "", "bcrypt_rounds", _int, 12)
+        _expect(4 <= bcrypt_rounds <= 31, "bcrypt_rounds", "an integer from 4 to 31",
+                bcrypt_rounds)
+
+        return cls(
+            server_name=server_name,
+            public_baseurl=public_baseurl,
+            config_dir=config_dir,
+            listeners=listeners,
+            database=DatabaseConfig.parse(raw.get("database"), config_dir),
+            signing_key_path=path("signing_key_path", f"{server_name}.signing.key"),
+            enable_registration=_get(raw, "", "enable_registration", _bool, False),
+            enable_registration_without_verification=_get(
+                raw, "", "enable_registration_without_verification", _bool, False),
+            registration_requires_token=_get(raw, "", "registration_requires_token", _bool, False),
+            registration_shared_secret=_get(raw, "", "registration_shared_secret", _opt_str, None),
+            rc_message=RateLimitConfig.parse(
+                "rc_message", raw.get("rc_message"), RateLimitConfig(0.2, 10)),
+            rc_registration=RateLimitConfig.parse(
+                "rc_registration", raw.get("rc_registration"), RateLimitConfig(0.17, 3)),
+            rc_login=LoginRateLimitConfig.parse(raw.get("rc_login")),
+            max_upload_size=_get(raw, "", "max_upload_size", parse_size, 50 * 1024 * 1024),
+            max_request_body_size=_get(raw, "", "max_request_body_size", parse_size, 1024 * 1024),
+            refreshable_access_token_lifetime=_get(
+                raw, "", "refreshable_access_token_lifetime", _opt(parse_duration_ms), 300_000),
+            refresh_token_lifetime=_get(
+                raw, "", "refresh_token_lifetime", _opt(parse_duration_ms), None),
+            password_config=PasswordConfig.parse(raw.get("password_config")),
+            bcrypt_rounds=bcrypt_rounds,
+            user_directory_search_all_users=_get(
+                user_dir, "user_directory.", "search_all_users", _bool, False),
+            serve_server_wellknown=_get(raw, "", "serve_server_wellknown", _bool, False),
+            key_refresh_interval=_get(
+                raw, "", "key_refresh_interval", parse_duration_ms, 86_400_000),
+            media_store_path=path("media_store_path", "media_store"),
+            pid_file=_get(raw, "", "pid_file", _opt_str, None),
+        )
+
+    @classmethod
+    def load(cls, path: str) -> HomeServerConfig:
+        """Read and parse a `homeserver.yaml`."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = yaml.safe_load(f)
+        except OSError as e:
+            raise ConfigError(f"Cannot read config file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Config file {path} is not valid YAML: {e}") from e
+        return cls.parse(raw or {}, os.path.dirname(os.path.abspath(path)))

@@ -1,0 +1,228 @@
+"""The `HomeServer` container: the one place where parts are built and wired.
+
+Each `get_x()` builds its part on first use and caches it; a part takes `hs` and pulls
+what it needs at the top of its `__init__`. A dependency cycle raises instead of recursing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet import threads
+
+from homeserver.clock import Clock
+from homeserver.config import HomeServerConfig
+
+if TYPE_CHECKING:
+    from handlers.account import AccountHandler
+    from handlers.admin_register import SharedSecretRegistrationHandler
+    from handlers.devices import DeviceHandler
+    from handlers.profile import ProfileHandler
+    from handlers.user_directory import UserDirectoryHandler
+
+    from handlers.auth import Auth
+    from handlers.login import LoginHandler
+    from handlers.passwords import PasswordHandler
+    from handlers.ratelimit import Ratelimiters
+    from handlers.registration import RegistrationHandler
+    from handlers.tokens import TokenHandler
+    from handlers.ui_auth import UserInteractiveAuthHandler
+    from homeserver.keys import SigningKey
+    from rest.http import Router
+    from storage.database import DatabasePool
+    from storage.datastores import DataStores
+
+T = TypeVar("T")
+
+
+def _part(builder: Callable[[HomeServer], T]) -> Callable[[HomeServer], T]:
+    name = builder.__name__.removeprefix("get_")
+
+    @functools.wraps(builder)
+    def get(self: HomeServer) -> T:
+        try:
+            return self._parts[name]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        if name in self._building:
+            raise RuntimeError(f"dependency cycle while building {name}: {self._building}")
+        self._building.append(name)
+        try:
+            part = builder(self)
+        finally:
+            self._building.remove(name)
+        self._parts[name] = part
+        return part
+
+    return get
+
+
+class HomeServer:
+    """Holds the config, reactor and every part of the server.
+
+    Args:
+        config: the parsed configuration.
+        reactor: the Twisted reactor (a `MemoryReactorClock` in tests).
+        db_pool: the database pool; built from the config if not given.
+        run_threads_inline: run CPU-heavy work (bcrypt) inline instead of on a thread; for
+            tests on an in-memory reactor.
+    """
+
+    def __init__(self, config: HomeServerConfig, reactor: Any,
+                 db_pool: DatabasePool | None = None, run_threads_inline: bool = False) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.hostname = config.server_name
+        self._parts: dict[str, Any] = {}
+        self._building: list[str] = []
+        self._run_threads_inline = run_threads_inline
+        if db_pool is not None:
+            self._parts["db_pool"] = db_pool
+        self._shutdown_hooks: list[Callable[[], Any]] = []
+
+    # -- lifecycle --
+
+    def add_shutdown_hook(self, hook: Callable[[], Any]) -> None:
+        self._shutdown_hooks.append(hook)
+
+    def shutdown(self) -> None:
+        """Stop background work and close the database (in reverse order of start)."""
+        for hook in reversed(self._shutdown_hooks):
+            hook()
+        self._shutdown_hooks.clear()
+        if "db_pool" in self._parts:
+            self._parts["db_pool"].close()
+
+    async def run_in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking CPU work (bcrypt) off the reactor thread."""
+        if self._run_threads_inline:
+            return func(*args)
+        result: T = await threads.deferToThread(func, *args)
+        return result
+
+    def is_mine_id(self, user_id: str) -> bool:
+        return user_id.rsplit(":", 1)[-1] == self.hostname if ":" in user_id else False
+
+    def is_mine_server_name(self, name: str) -> bool:
+        return name == self.hostname
+
+    # -- parts --
+
+    def get_config(self) -> HomeServerConfig:
+        return self.config
+
+    def get_reactor(self) -> Any:
+        return self.reactor
+
+    @_part
+    def get_clock(self) -> Clock:
+        return Clock(self.reactor)
+
+    @_part
+    def get_db_pool(self) -> DatabasePool:
+        from storage.database import DatabasePool
+        from storage.engines import create_engine
+
+        db = self.config.database
+        engine = create_engine(db.name, db.args)
+        return DatabasePool(engine, self.reactor,
+                            max_connections=int(db.args.get("cp_max", 5)))
+
+    @_part
+    def get_datastores(self) -> DataStores:
+        from storage.datastores import DataStores
+        from storage.prepare import prepare_database
+
+        pool = self.get_db_pool()
+        prepare_database(pool)
+        return DataStores(pool)
+
+    @_part
+    def get_signing_key(self) -> SigningKey:
+        from homeserver.keys import read_signing_key
+
+        return read_signing_key(self.config.signing_key_path)
+
+    @_part
+    def get_router(self) -> Router:
+        from client_api import register_all_servlets
+        from rest.http import Router
+
+        router = Router()
+        register_all_servlets(self, router)
+        return router
+
+    @_part
+    def get_ratelimiters(self) -> Ratelimiters:
+        from handlers.ratelimit import Ratelimiters
+
+        return Ratelimiters(self)
+
+    @_part
+    def get_auth(self) -> Auth:
+        from handlers.auth import Auth
+
+        return Auth(self)
+
+    @_part
+    def get_password_handler(self) -> PasswordHandler:
+        from handlers.passwords import PasswordHandler
+
+        return PasswordHandler(self)
+
+    @_part
+    def get_token_handler(self) -> TokenHandler:
+        from handlers.tokens import TokenHandler
+
+        return TokenHandler(self)
+
+    @_part
+    def get_ui_auth_handler(self) -> UserInteractiveAuthHandler:
+        from handlers.ui_auth import UserInteractiveAuthHandler
+
+        return UserInteractiveAuthHandler(self)
+
+
+    @_part
+    def get_registration_handler(self) -> RegistrationHandler:
+        from handlers.registration import RegistrationHandler
+
+        return RegistrationHandler(self)
+
+    @_part
+    def get_shared_secret_registration_handler(self) -> SharedSecretRegistrationHandler:
+        from handlers.admin_register import SharedSecretRegistrationHandler
+
+        return SharedSecretRegistrationHandler(self)
+
+    @_part
+    def get_login_handler(self) -> LoginHandler:
+        from handlers.login import LoginHandler
+
+        return LoginHandler(self)
+
+    @_part
+    def get_account_handler(self) -> AccountHandler:
+        from handlers.account import AccountHandler
+
+        return AccountHandler(self)
+
+    @_part
+    def get_device_handler(self) -> DeviceHandler:
+        from handlers.devices import DeviceHandler
+
+        return DeviceHandler(self)
+
+    @_part
+    def get_profile_handler(self) -> ProfileHandler:
+        from handlers.profile import ProfileHandler
+
+        return ProfileHandler(self)
+
+    @_part
+    def get_user_directory_handler(self) -> UserDirectoryHandler:
+        from handlers.user_directory import UserDirectoryHandler
+
+        return UserDirectoryHandler(self)

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every API, plus the non-client REST surfaces."""

@@ -1,0 +1,115 @@
+"""The Twisted edge: a `Site` whose requests have a body-size limit, and one leaf resource
+that hands every request to the `Router`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from twisted.internet import defer
+from twisted.web import resource, server
+
+from homeserver.errors import Codes
+from rest.http import HttpRequest, HttpResponse, Router, json_response
+
+logger = logging.getLogger(__name__)
+
+
+class LimitedRequest(server.Request):
+    """A request that stops buffering its body once it passes the site's limit."""
+
+    too_large = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        limit = self.channel.site.max_request_body_size  # type: ignore[attr-defined]
+        if length is not None and length > limit:
+            self.too_large = True
+        super().gotLength(length if not self.too_large else 0)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.too_large:
+            return
+        self._received += len(data)
+        if self._received > self.channel.site.max_request_body_size:  # type: ignore[attr-defined]
+            self.too_large = True
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        super().handleContentChunk(data)
+
+
+class AxonSite(server.Site):
+    requestFactory = LimitedRequest
+
+    def __init__(self, root: resource.Resource, max_request_body_size: int, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.max_request_body_size = max_request_body_size
+        self.noisy = False
+
+    def log(self, request: server.Request) -> None:
+        # Access logs go through our own logger in RouterResource, with the request ID.
+        pass
+
+
+class RouterResource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, router: Router, x_forwarded: bool = False,
+                 allowed_prefixes: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        self._router = router
+        self._x_forwarded = x_forwarded
+        self._allowed_prefixes = allowed_prefixes
+
+    def render(self, request: server.Request) -> Any:
+        d = defer.ensureDeferred(self._render(request))
+        d.addErrback(lambda f: logger.error("Failed to write response: %s", f.getErrorMessage()))
+        return server.NOT_DONE_YET
+
+    def _client_ip(self, request: server.Request) -> str:
+        if self._x_forwarded:
+            forwarded = request.getHeader(b"x-forwarded-for")
+            if forwarded:
+                return forwarded.decode("ascii", "replace").split(",")[0].strip()
+        addr = request.getClientAddress()
+        return str(getattr(addr, "host", "unknown"))
+
+    async def _render(self, request: server.Request) -> None:
+        path = request.path.decode("ascii", "replace")
+        method = request.method.decode("ascii", "replace")
+        request_id = f"{method}-{secrets.token_hex(4)}"
+        response: HttpResponse
+        if getattr(request, "too_large", False):
+            response = json_response(413, {"errcode": Codes.TOO_LARGE,
+                                           "error": "Request body too large"})
+        elif self._allowed_prefixes is not None and not path.startswith(self._allowed_prefixes):
+            response = json_response(404, {"errcode": Codes.UNRECOGNIZED,
+                                           "error": "Unrecognized request"})
+        else:
+            query = {
+                k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in request.args.items()
+            }
+            headers = {
+                k.decode("latin-1").lower(): v[-1].decode("latin-1")
+                for k, v in request.requestHeaders.getAllRawHeaders()
+            }
+            request.content.seek(0)
+            body = request.content.read()
+            http_request = HttpRequest(
+                method=method, path=path, query=query, headers=headers, body=body,
+                client_ip=self._client_ip(request), request_id=request_id,
+            )
+            response = await self._router.handle(http_request)
+        logger.info("%s %s %s -> %d", request_id, method, path, response.code)
+        if request._disconnected:  # type: ignore[attr-defined]
+            return
+        request.setResponseCode(response.code)
+        request.setHeader(b"Content-Type", response.content_type.encode("ascii"))
+        for name, value in response.headers:
+            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+        request.setHeader(b"Content-Length", str(len(response.body)).encode("ascii"))
+        request.write(response.body)
+        request.finish()

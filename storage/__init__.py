@@ -1,0 +1,1 @@
+"""Storage: one database abstraction over SQLite and PostgreSQL, migrations, and stores."""

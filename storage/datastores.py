@@ -1,0 +1,20 @@
+"""`DataStores`: every store, built once over one `DatabasePool`."""
+
+from __future__ import annotations
+
+from storage.database import DatabasePool
+from storage.stores.devices import DeviceStore
+from storage.stores.tokens import TokenStore
+from storage.stores.ui_auth import UIAuthStore
+from storage.stores.users import UserStore
+
+
+class DataStores:
+    """The stores, one attribute per data area (`hs.get_datastores().users`, ...)."""
+
+    def __init__(self, db: DatabasePool) -> None:
+        self.db = db
+        self.users = UserStore(db)
+        self.tokens = TokenStore(db)
+        self.devices = DeviceStore(db)
+        self.ui_auth = UIAuthStore(db)

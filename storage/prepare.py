@@ -1,0 +1,83 @@
+"""Numbered, forward-only schema migrations.
+
+Layout: `storage/schema/<version>/<nn>_<name>.sql`, with `.sqlite` / `.postgres` files for
+the few statements whose dialects differ. `schema_version` records the highest version
+applied and `applied_schema_deltas` each file, so a file added to the current version
+directory later is still applied once.
+
+SCHEMA_VERSION history:
+    1: accounts — users, profiles, devices, access/refresh tokens, registration tokens,
+       user-interactive auth sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from storage.database import DatabasePool, Transaction
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
+
+
+def _split_statements(text: str) -> list[str]:
+    lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _delta_files(version: int, engine_name: str) -> list[str]:
+    folder = os.path.join(SCHEMA_DIR, str(version))
+    if not os.path.isdir(folder):
+        return []
+    suffix = ".sqlite" if engine_name == "sqlite3" else ".postgres"
+    return sorted(
+        f for f in os.listdir(folder)
+        if f.endswith(".sql") or f.endswith(suffix)
+    )
+
+
+def _prepare_txn(txn: Transaction) -> int:
+    txn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " lock CHAR(1) NOT NULL DEFAULT 'X' UNIQUE, version INTEGER NOT NULL)"
+    )
+    txn.execute(
+        "CREATE TABLE IF NOT EXISTS applied_schema_deltas ("
+        " version INTEGER NOT NULL, file TEXT NOT NULL, UNIQUE (version, file))"
+    )
+    row = txn.select_one("SELECT version FROM schema_version")
+    current = int(row[0]) if row else 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"The database is at schema version {current}, newer than this Axon "
+            f"({SCHEMA_VERSION}); run a newer Axon"
+        )
+    applied = {
+        (int(v), f) for v, f in txn.select_all("SELECT version, file FROM applied_schema_deltas")
+    }
+    # Re-check the current version's folder too: files may have been added to it.
+    for version in range(max(current, 1), SCHEMA_VERSION + 1):
+        for name in _delta_files(version, txn.engine.name):
+            if (version, name) in applied:
+                continue
+            if not re.match(r"\d+_", name):
+                raise RuntimeError(f"schema file {version}/{name} is not numbered")
+            logger.info("Applying schema %s/%s", version, name)
+            with open(os.path.join(SCHEMA_DIR, str(version), name), encoding="utf-8") as f:
+                for statement in _split_statements(f.read()):
+                    txn.execute(statement)
+            txn.insert("applied_schema_deltas", {"version": version, "file": name})
+    txn.execute("DELETE FROM schema_version")
+    txn.insert("schema_version", {"version": SCHEMA_VERSION})
+    return current
+
+
+def prepare_database(db: DatabasePool) -> None:
+    """Bring the schema up to `SCHEMA_VERSION`, in one transaction (called at startup)."""
+    previous = db.run_sync("prepare_database", _prepare_txn)
+    if previous != SCHEMA_VERSION:
+        logger.info("Database schema upgraded from %s to %s", previous, SCHEMA_VERSION)

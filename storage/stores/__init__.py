@@ -1,0 +1,1 @@
+"""Stores: SQL for one data area each, returning attrs rows."""
