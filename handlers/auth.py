@@ -1,4 +1,4 @@
-"""Who is making a request: access-token extraction and validation."""
+"""Who an access token belongs to: `Requester` and token validation (no HTTP here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from homeserver.errors import Codes, MatrixError
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
-    from rest.http import HttpRequest
 
 # Device "last seen" is written at most this often per device.
 LAST_SEEN_INTERVAL_MS = 10 * 60 * 1000
@@ -28,18 +27,7 @@ class Requester:
     shadow_banned: bool = False
 
 
-def get_access_token_from_request(request: HttpRequest) -> str | None:
-    """The token from `Authorization: Bearer <token>`; query-string tokens are not accepted."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise MatrixError(401, Codes.MISSING_TOKEN, "Invalid Authorization header")
-    return token.strip()
-
-
-class Auth:
+class AuthHandler:
     def __init__(self, hs: HomeServer) -> None:
         self._clock = hs.get_clock()
         stores = hs.get_datastores()
@@ -48,27 +36,13 @@ class Auth:
         self._devices = stores.devices
         self._last_seen: dict[tuple[str, str], int] = {}
 
-    async def get_user_by_req(self, request: HttpRequest, allow_guest: bool = False,
-                              allow_locked: bool = False) -> Requester:
-        """Check the request's access token.
+    async def get_user_by_access_token(self, token: str, allow_locked: bool = False) -> Requester:
+        """Validate an access token.
 
         Raises:
-            MatrixError: 401 M_MISSING_TOKEN without a token; 401 M_UNKNOWN_TOKEN for an
-                unknown, revoked or expired one (expired: `soft_logout: true`); 401
-                M_USER_LOCKED for a locked account.
+            MatrixError: 401 M_UNKNOWN_TOKEN for an unknown, revoked or expired token
+                (expired: `soft_logout: true`); 401 M_USER_LOCKED for a locked account.
         """
-        token = get_access_token_from_request(request)
-        if token is None:
-            raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
-        requester = await self.get_user_by_access_token(token, allow_locked=allow_locked)
-        if requester.is_guest and not allow_guest:
-            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
-        request.requester = requester
-        if requester.device_id is not None:
-            await self._record_last_seen(requester, request)
-        return requester
-
-    async def get_user_by_access_token(self, token: str, allow_locked: bool = False) -> Requester:
         row = await self._tokens.get_access_token(hash_token(token))
         if row is None:
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unknown access token",
@@ -90,24 +64,18 @@ class Auth:
             is_guest=user.is_guest, shadow_banned=user.shadow_banned,
         )
 
-    async def is_server_admin(self, requester: Requester) -> bool:
-        user = await self._users.get_user(requester.user_id)
+    async def is_server_admin(self, user_id: str) -> bool:
+        user = await self._users.get_user(user_id)
         return bool(user and user.admin)
 
-    async def require_server_admin(self, request: HttpRequest) -> Requester:
-        """Authenticate and require a server admin (403 M_FORBIDDEN otherwise)."""
-        requester = await self.get_user_by_req(request)
-        if not await self.is_server_admin(requester):
-            raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
-        return requester
-
-    async def _record_last_seen(self, requester: Requester, request: HttpRequest) -> None:
-        assert requester.device_id is not None
+    async def record_last_seen(self, requester: Requester, ip: str, user_agent: str) -> None:
+        """Note the device's last use, at most once per LAST_SEEN_INTERVAL_MS."""
+        if requester.device_id is None:
+            return
         key = (requester.user_id, requester.device_id)
         now = self._clock.time_msec()
         if now - self._last_seen.get(key, -LAST_SEEN_INTERVAL_MS) < LAST_SEEN_INTERVAL_MS:
             return
         self._last_seen[key] = now
-        await self._devices.update_last_seen(
-            requester.user_id, requester.device_id, now, request.client_ip, request.user_agent
-        )
+        await self._devices.update_last_seen(requester.user_id, requester.device_id, now, ip,
+                                             user_agent)

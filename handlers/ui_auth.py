@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -18,7 +18,6 @@ from homeserver.errors import Codes, InteractiveAuthIncomplete, MatrixError
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
-    from rest.http import HttpRequest
     from storage.stores.ui_auth import UIAuthSession
 
 SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000
@@ -34,6 +33,16 @@ class UIAuthResult:
     #: the request body of the first request in the session, merged under this one's
     clientdict: dict[str, Any]
     session_id: str
+
+
+class OperationRequest(Protocol):
+    """What UIA needs of a request: the operation a session is bound to."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
 
 
 class StageFailed(Exception):
@@ -60,7 +69,7 @@ class UserInteractiveAuthHandler:
         if params is not None:
             self._params[stage_type] = params
 
-    async def check_ui_auth(self, request: HttpRequest, body: dict[str, Any],
+    async def check_ui_auth(self, request: OperationRequest, body: dict[str, Any],
                             flows: Sequence[Sequence[str]], description: str,
                             for_user_id: str | None = None) -> UIAuthResult:
         """Run one step of UIA for this request.

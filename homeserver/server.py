@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from handlers.profile import ProfileHandler
     from handlers.user_directory import UserDirectoryHandler
 
-    from handlers.auth import Auth
+    from handlers.auth import AuthHandler
     from handlers.login import LoginHandler
     from handlers.passwords import PasswordHandler
     from handlers.ratelimit import Ratelimiters
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from handlers.tokens import TokenHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
     from homeserver.keys import SigningKey
+    from rest.auth import Auth
     from rest.http import Router
     from storage.database import DatabasePool
     from storage.datastores import DataStores
@@ -162,9 +163,15 @@ class HomeServer:
 
     @_part
     def get_auth(self) -> Auth:
-        from handlers.auth import Auth
+        from rest.auth import Auth
 
         return Auth(self)
+
+    @_part
+    def get_auth_handler(self) -> AuthHandler:
+        from handlers.auth import AuthHandler
+
+        return AuthHandler(self)
 
     @_part
     def get_password_handler(self) -> PasswordHandler:

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.web import resource, server
 
 from homeserver.errors import Codes
-from rest.http import HttpRequest, HttpResponse, Router, json_response
+from rest.http import HttpRequest, HttpResponse, Router, json_response, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class RouterResource(resource.Resource):
         path = request.path.decode("ascii", "replace")
         method = request.method.decode("ascii", "replace")
         request_id = f"{method}-{secrets.token_hex(4)}"
+        request_id_var.set(request_id)
         response: HttpResponse
         if getattr(request, "too_large", False):
             response = json_response(413, {"errcode": Codes.TOO_LARGE,

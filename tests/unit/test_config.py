@@ -1,0 +1,86 @@
+"""Parsing homeserver.yaml: Synapse key names, unknown keys warned, bad values refused."""
+
+from __future__ import annotations
+
+import logging
+import unittest
+
+from homeserver.config import HomeServerConfig, parse_duration_ms, parse_size
+from homeserver.errors import ConfigError
+
+BASE = {"server_name": "example.org"}
+
+
+def parse(**overrides: object) -> HomeServerConfig:
+    return HomeServerConfig.parse({**BASE, **overrides}, "/srv/axon")
+
+
+class ConfigTestCase(unittest.TestCase):
+    def test_defaults(self) -> None:
+        """A config with only server_name gets SQLite in the config dir and one listener."""
+        config = parse()
+        self.assertEqual(config.database.name, "sqlite3")
+        self.assertEqual(config.database.args["database"], "/srv/axon/homeserver.db")
+        self.assertEqual(config.listeners[0].port, 8008)
+        self.assertEqual(config.public_baseurl, "https://example.org/")
+        self.assertEqual(config.signing_key_path, "/srv/axon/example.org.signing.key")
+        self.assertFalse(config.enable_registration)
+
+    def test_missing_server_name(self) -> None:
+        """Without server_name startup stops with a message naming the key."""
+        with self.assertRaisesRegex(ConfigError, "server_name"):
+            HomeServerConfig.parse({}, "/srv")
+
+    def test_unknown_key_is_a_warning(self) -> None:
+        """An unknown key (e.g. from a Synapse config) is logged by name and ignored."""
+        with self.assertLogs("homeserver.config", logging.WARNING) as logs:
+            parse(some_synapse_only_key=1)
+        self.assertIn("some_synapse_only_key", logs.output[0])
+
+    def test_bad_values_name_the_key(self) -> None:
+        """Each bad value raises ConfigError naming the offending key."""
+        cases = {
+            "enable_registration": "yes",
+            "rc_message": {"per_second": "fast"},
+            "max_upload_size": "lots",
+            "refresh_token_lifetime": "forever",
+            "listeners": [{"port": 99999}],
+            "database": {"name": "mysql"},
+            "bcrypt_rounds": 2,
+            "password_config": {"policy": {"minimum_length": "8"}},
+            "public_baseurl": "ftp://x/",
+        }
+        for key, value in cases.items():
+            with self.subTest(key=key), self.assertRaises(ConfigError) as ctx:
+                parse(**{key: value})
+            self.assertIn(key, str(ctx.exception))
+
+    def test_rc_login_nested_and_flat(self) -> None:
+        """rc_login accepts Synapse's nested buckets and a flat form for all three."""
+        nested = parse(rc_login={"address": {"per_second": 1, "burst_count": 2},
+                                 "failed_attempts": {"per_second": 3, "burst_count": 4}})
+        self.assertEqual(nested.rc_login.address.burst_count, 2)
+        self.assertEqual(nested.rc_login.failed_attempts.per_second, 3)
+        flat = parse(rc_login={"per_second": 5, "burst_count": 6})
+        self.assertEqual(flat.rc_login.account.per_second, 5)
+        self.assertEqual(flat.rc_login.address.burst_count, 6)
+        with self.assertRaisesRegex(ConfigError, "rc_login.bogus"):
+            parse(rc_login={"bogus": {}})
+
+    def test_sizes_and_durations(self) -> None:
+        """Sizes and durations use Synapse's suffixes; plain integers are bytes / ms."""
+        self.assertEqual(parse_size("k", "50M"), 50 * 1024 * 1024)
+        self.assertEqual(parse_size("k", 1000), 1000)
+        self.assertEqual(parse_duration_ms("k", "5m"), 300_000)
+        self.assertEqual(parse_duration_ms("k", "7d"), 7 * 86_400_000)
+        self.assertEqual(parse_duration_ms("k", 1500), 1500)
+        config = parse(refreshable_access_token_lifetime="2h", max_upload_size="10K")
+        self.assertEqual(config.refreshable_access_token_lifetime, 7_200_000)
+        self.assertEqual(config.max_upload_size, 10240)
+
+    def test_postgres_database(self) -> None:
+        """A psycopg2 database keeps its args for the engine."""
+        config = parse(database={"name": "psycopg2",
+                                 "args": {"user": "axon", "database": "axon", "cp_max": 10}})
+        self.assertEqual(config.database.name, "psycopg2")
+        self.assertEqual(config.database.args["user"], "axon")
