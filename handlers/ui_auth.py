@@ -125,6 +125,7 @@ class UserInteractiveAuthHandler:
                 raise MatrixError(400, Codes.UNRECOGNIZED,
                                   f"Unrecognised login type: {stage_type}")
             try:
+                assert auth is not None
                 result = await checker(auth, session, for_user_id)
             except StageFailed as e:
                 error = e

@@ -57,7 +57,10 @@ def start_listeners(hs: HomeServer) -> list[Any]:
 
 def run(config_path: str) -> int:
     """`python -m homeserver run -c CONFIG`: serve until SIGTERM or SIGINT."""
-    from twisted.internet import defer, reactor
+    from twisted.internet import defer
+    from twisted.internet import reactor as _reactor
+
+    reactor: Any = _reactor
 
     from homeserver.logging_setup import setup_logging
 
@@ -65,6 +68,7 @@ def run(config_path: str) -> int:
     config = HomeServerConfig.load(config_path)
     hs = build_homeserver(config, reactor)
     exit_code = [0]
+    listening_ports: list[Any] = []
 
     async def _start() -> None:
         try:
@@ -73,9 +77,9 @@ def run(config_path: str) -> int:
             err = getattr(e, "subFailure", None)
             logger.error("Failed to start listening: %s", err.getErrorMessage() if err else e)
             exit_code[0] = 1
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
             return
-        hs.listening_ports = listening  # type: ignore[attr-defined]
+        listening_ports.extend(listening)
         if config.pid_file:
             with open(config.pid_file, "w") as f:
                 f.write(str(os.getpid()))
@@ -83,15 +87,14 @@ def run(config_path: str) -> int:
 
     def _shutdown() -> defer.Deferred[Any]:
         logger.info("Shutting down")
-        ports = getattr(hs, "listening_ports", [])
-        d = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        d = defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in listening_ports])
         d.addBoth(lambda _: hs.shutdown())
         if config.pid_file and os.path.exists(config.pid_file):
             os.unlink(config.pid_file)
         return d
 
-    reactor.callWhenRunning(lambda: defer.ensureDeferred(_start()))  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", _shutdown)  # type: ignore[attr-defined]
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(_start()))
+    reactor.addSystemEventTrigger("before", "shutdown", _shutdown)
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    reactor.run()
     return exit_code[0]

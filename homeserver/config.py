@@ -21,6 +21,7 @@ from homeserver.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 _MISSING: Any = object()
 
@@ -105,7 +106,7 @@ def _mapping(key: str, value: Any) -> Mapping[str, Any]:
 
 
 def _get(section: Mapping[str, Any], prefix: str, name: str, parser: Callable[[str, Any], T],
-         default: T) -> T:
+         default: D) -> T | D:
     if name not in section or section[name] is None:
         return default
     return parser(f"{prefix}{name}", section[name])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.web import resource, server
@@ -34,8 +34,9 @@ class LimitedRequest(server.Request):
         self._received += len(data)
         if self._received > self.channel.site.max_request_body_size:  # type: ignore[attr-defined]
             self.too_large = True
-            self.content.seek(0)
-            self.content.truncate()
+            content: Any = self.content  # Twisted's stubs say None; it is a BytesIO here
+            content.seek(0)
+            content.truncate()
             return
         super().handleContentChunk(data)
 
@@ -48,7 +49,7 @@ class AxonSite(server.Site):
         self.max_request_body_size = max_request_body_size
         self.noisy = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: Any) -> None:
         # Access logs go through our own logger in RouterResource, with the request ID.
         pass
 
@@ -91,14 +92,15 @@ class RouterResource(resource.Resource):
         else:
             query = {
                 k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                for k, vs in request.args.items()
+                for k, vs in cast(dict[bytes, list[bytes]], request.args or {}).items()
             }
             headers = {
                 k.decode("latin-1").lower(): v[-1].decode("latin-1")
                 for k, v in request.requestHeaders.getAllRawHeaders()
             }
-            request.content.seek(0)
-            body = request.content.read()
+            content: Any = request.content  # Twisted's stubs say None; it is a file here
+            content.seek(0)
+            body = content.read()
             http_request = HttpRequest(
                 method=method, path=path, query=query, headers=headers, body=body,
                 client_ip=self._client_ip(request), request_id=request_id,
