@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 SERVLET_MODULES = (
     "client_api.login",
     "client_api.account",
+    "client_api.register",
+    "rest.admin.register",
+    "rest.admin.registration_tokens",
+    "client_api.logout",
+    "client_api.devices",
+    "client_api.profile",
+    "client_api.user_directory",
+    "client_api.versions",
+    "rest.well_known",
+    "rest.key_server",
+    "rest.federation_version",
 )
 
 

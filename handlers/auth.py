@@ -36,7 +36,8 @@ class AuthHandler:
         self._devices = stores.devices
         self._last_seen: dict[tuple[str, str], int] = {}
 
-    async def get_user_by_access_token(self, token: str, allow_locked: bool = False) -> Requester:
+    async def get_user_by_access_token(self, token: str, allow_locked: bool = False,
+                                       allow_expired: bool = False) -> Requester:
         """Validate an access token.
 
         Raises:
@@ -47,7 +48,8 @@ class AuthHandler:
         if row is None:
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unknown access token",
                               soft_logout=False)
-        if row.valid_until_ms is not None and row.valid_until_ms <= self._clock.time_msec():
+        if (row.valid_until_ms is not None and not allow_expired
+                and row.valid_until_ms <= self._clock.time_msec()):
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired",
                               soft_logout=True)
         user = await self._users.get_user(row.user_id)

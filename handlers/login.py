@@ -104,11 +104,13 @@ class LoginHandler:
         self._limits.login_failed_attempts.check(named_id.lower(), update=False)
         user_id = await self._canonical_user_id(named_id)
         user = await self._users.get_user(user_id) if user_id else None
+        # Deactivation removes the password hash, so it is reported before the password
+        # check could fail (as Synapse does).
+        if user is not None and user.deactivated:
+            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
         if user is None or not await self._passwords.check(password, user.password_hash):
             self._limits.login_failed_attempts.record(named_id.lower())
             raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
-        if user.deactivated:
-            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
         if user.locked:
             raise MatrixError(401, Codes.USER_LOCKED, "This account has been locked")
         return await self.create_session(user.user_id, device_id, display_name, refreshable)

@@ -354,6 +354,20 @@ class HomeServerConfig:
         _expect(4 <= bcrypt_rounds <= 31, "bcrypt_rounds", "an integer from 4 to 31",
                 bcrypt_rounds)
 
+        enable_registration = _get(raw, "", "enable_registration", _bool, False)
+        without_verification = _get(
+            raw, "", "enable_registration_without_verification", _bool, False)
+        requires_token = _get(raw, "", "registration_requires_token", _bool, False)
+        # As in Synapse: open registration with no check at all invites spam bots.
+        if enable_registration and not without_verification and not requires_token:
+            raise ConfigError(
+                "Config key 'enable_registration' is true but neither "
+                "'registration_requires_token' nor 'enable_registration_without_verification' "
+                "is set: open registration without any verification is a known vector for "
+                "spam and abuse. Require registration tokens (registration_requires_token: true) "
+                "or, to allow it anyway, set enable_registration_without_verification: true."
+            )
+
         return cls(
             server_name=server_name,
             public_baseurl=public_baseurl,
@@ -361,10 +375,9 @@ class HomeServerConfig:
             listeners=listeners,
             database=DatabaseConfig.parse(raw.get("database"), config_dir),
             signing_key_path=path("signing_key_path", f"{server_name}.signing.key"),
-            enable_registration=_get(raw, "", "enable_registration", _bool, False),
-            enable_registration_without_verification=_get(
-                raw, "", "enable_registration_without_verification", _bool, False),
-            registration_requires_token=_get(raw, "", "registration_requires_token", _bool, False),
+            enable_registration=enable_registration,
+            enable_registration_without_verification=without_verification,
+            registration_requires_token=requires_token,
             registration_shared_secret=_get(raw, "", "registration_shared_secret", _opt_str, None),
             rc_message=RateLimitConfig.parse(
                 "rc_message", raw.get("rc_message"), RateLimitConfig(0.2, 10)),

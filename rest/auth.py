@@ -30,7 +30,8 @@ class Auth:
         self._handler = hs.get_auth_handler()
 
     async def get_user_by_req(self, request: HttpRequest, allow_guest: bool = False,
-                              allow_locked: bool = False) -> Requester:
+                              allow_locked: bool = False,
+                              allow_expired: bool = False) -> Requester:
         """Check the request's access token.
 
         Raises:
@@ -40,7 +41,8 @@ class Auth:
         token = get_access_token_from_request(request)
         if token is None:
             raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
-        requester = await self._handler.get_user_by_access_token(token, allow_locked)
+        requester = await self._handler.get_user_by_access_token(token, allow_locked,
+                                                                 allow_expired)
         if requester.is_guest and not allow_guest:
             raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
         request.requester = requester

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from storage.database import DatabasePool
 from storage.stores.devices import DeviceStore
+from storage.stores.profiles import ProfileStore
+from storage.stores.registration_tokens import RegistrationTokenStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
 from storage.stores.users import UserStore
@@ -18,3 +20,5 @@ class DataStores:
         self.tokens = TokenStore(db)
         self.devices = DeviceStore(db)
         self.ui_auth = UIAuthStore(db)
+        self.profiles = ProfileStore(db)
+        self.registration_tokens = RegistrationTokenStore(db)

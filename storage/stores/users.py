@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from storage.database import DatabasePool, IntegrityError, Transaction
+from storage.stores.profiles import index_user_directory_txn
 
 
 @attrs.frozen(slots=True)
@@ -53,6 +54,7 @@ class UserStore:
             except IntegrityError:
                 return False
             txn.upsert("profiles", {"user_id": user_id}, {"displayname": displayname})
+            index_user_directory_txn(txn, user_id, displayname)
             return True
 
         return await self.db.run_interaction("register_user", _txn)
@@ -86,6 +88,26 @@ class UserStore:
             "set_deactivated", "UPDATE users SET deactivated = ? WHERE name = ?",
             int(deactivated), user_id,
         )
+
+    async def deactivate_account(self, user_id: str) -> None:
+        """Mark the user deactivated, drop the password hash and clear the profile (display
+        name, avatar and custom fields), in one transaction. The row stays, so the name stays
+        taken.
+        """
+
+        def _txn(txn: Transaction) -> None:
+            txn.execute(
+                "UPDATE users SET deactivated = 1, password_hash = NULL WHERE name = ?",
+                (user_id,),
+            )
+            txn.execute(
+                "UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?",
+                (user_id,),
+            )
+            txn.execute("DELETE FROM profile_fields WHERE user_id = ?", (user_id,))
+            index_user_directory_txn(txn, user_id, None)
+
+        await self.db.run_interaction("deactivate_account", _txn)
 
     async def set_locked(self, user_id: str, locked: bool) -> None:
         await self.db.execute(
