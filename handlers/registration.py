@@ -177,7 +177,8 @@ class RegistrationHandler:
 
         try:
             result = await self._ui_auth.check_ui_auth(request, body, self._flows,
-                                                       "register a new account")
+                                                       "register a new account",
+                                                       single_use=False)
         except InteractiveAuthIncomplete as e:
             # Later requests of the flow need not repeat the password: keep its hash.
             if password is not None and password_hash is None:

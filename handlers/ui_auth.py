@@ -71,7 +71,8 @@ class UserInteractiveAuthHandler:
 
     async def check_ui_auth(self, request: OperationRequest, body: dict[str, Any],
                             flows: Sequence[Sequence[str]], description: str,
-                            for_user_id: str | None = None) -> UIAuthResult:
+                            for_user_id: str | None = None,
+                            single_use: bool = True) -> UIAuthResult:
         """Run one step of UIA for this request.
 
         Args:
@@ -80,6 +81,9 @@ class UserInteractiveAuthHandler:
             flows: the acceptable flows, each a list of stage types.
             description: what the operation is, for logs and admin tools.
             for_user_id: the user who must prove who they are (None during registration).
+            single_use: end the session once a flow completes, so a finished session
+                cannot authorise the operation again (registration keeps its session to
+                answer retries with the same account).
 
         Returns:
             the completed stages once one flow is done.
@@ -135,6 +139,8 @@ class UserInteractiveAuthHandler:
 
         for flow in flows:
             if all(stage in completed for stage in flow):
+                if single_use:
+                    await self._store.delete_session(session_id)
                 return UIAuthResult(completed, merged, session_id)
 
         challenge: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from storage.database import DatabasePool, IntegrityError, Transaction
+from storage.database import DatabasePool, Transaction
 
 
 @attrs.frozen(slots=True)
@@ -64,19 +64,21 @@ class UIAuthStore:
 
     async def mark_stage_complete(self, session_id: str, stage_type: str, result: Any) -> None:
         def _txn(txn: Transaction) -> None:
-            try:
-                txn.insert("ui_auth_sessions_credentials", {
-                    "session_id": session_id, "stage_type": stage_type,
-                    "result": json.dumps(result),
-                })
-            except IntegrityError:
-                txn.execute(
-                    "UPDATE ui_auth_sessions_credentials SET result = ?"
-                    " WHERE session_id = ? AND stage_type = ?",
-                    (json.dumps(result), session_id, stage_type),
-                )
+            # An upsert, not insert-then-update: PostgreSQL aborts the transaction on the
+            # failed insert, so a re-sent stage would fail.
+            txn.upsert("ui_auth_sessions_credentials",
+                       {"session_id": session_id, "stage_type": stage_type},
+                       {"result": json.dumps(result)})
 
         await self.db.run_interaction("mark_ui_auth_stage_complete", _txn)
+
+    async def delete_session(self, session_id: str) -> None:
+        def _txn(txn: Transaction) -> None:
+            txn.execute("DELETE FROM ui_auth_sessions_credentials WHERE session_id = ?",
+                        (session_id,))
+            txn.execute("DELETE FROM ui_auth_sessions WHERE session_id = ?", (session_id,))
+
+        await self.db.run_interaction("delete_ui_auth_session", _txn)
 
     async def get_completed_stages(self, session_id: str) -> dict[str, Any]:
         rows = await self.db.execute(

@@ -232,3 +232,36 @@ class AccountTestCase(HomeserverTestCase):
         self.assert_error(self.make_request("POST", DEACTIVATE, {}), 401, "M_MISSING_TOKEN")
         self.assert_error(self.make_request("POST", DEACTIVATE, {}, access_token="axo_nope"),
                           401, "M_UNKNOWN_TOKEN")
+
+
+class UIASessionReuseTestCase(HomeserverTestCase):
+    def test_completed_session_cannot_authorise_again(self) -> None:
+        """A UIA session that authorised a password change cannot be replayed for another."""
+        self.register_user("alice", "password")
+        token = self.login("alice", "password")
+        path = "/_matrix/client/v3/account/password"
+        channel = self.make_request("POST", path, {"new_password": "new-password-1"},
+                                    access_token=token)
+        session = channel.json_body["session"]
+        auth = {"type": "m.login.password", "session": session,
+                "identifier": {"type": "m.id.user", "user": "alice"}, "password": "password"}
+        channel = self.make_request("POST", path, {"new_password": "new-password-1",
+                                                   "auth": auth}, access_token=token)
+        self.assertEqual(channel.code, 200, channel.result)
+        channel = self.make_request("POST", path, {"new_password": "new-password-2",
+                                                   "auth": {"session": session}},
+                                    access_token=token)
+        self.assert_error(channel, 400, "M_UNKNOWN")
+
+    def test_resent_stage_is_idempotent(self) -> None:
+        """Re-sending an already completed stage in a kept session does not fail (PostgreSQL)."""
+        body = {"username": "bob", "password": "password-123"}
+        channel = self.make_request("POST", "/_matrix/client/v3/register", body)
+        session = channel.json_body["session"]
+        store = self.hs.get_datastores().ui_auth
+        self.get_success(store.mark_stage_complete(session, "m.login.dummy", True))
+        self.get_success(store.mark_stage_complete(session, "m.login.dummy", True))
+        channel = self.make_request("POST", "/_matrix/client/v3/register",
+                                    {**body, "auth": {"type": "m.login.dummy",
+                                                      "session": session}})
+        self.assertEqual(channel.code, 200, channel.result)
