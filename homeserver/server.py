@@ -19,14 +19,21 @@ if TYPE_CHECKING:
     from handlers.account import AccountHandler
     from handlers.admin_register import SharedSecretRegistrationHandler
     from handlers.devices import DeviceHandler
+    from handlers.directory import DirectoryHandler
+    from handlers.event_creation import EventCreationHandler
     from handlers.profile import ProfileHandler
     from handlers.user_directory import UserDirectoryHandler
+    from handlers.visibility import VisibilityHandler
 
     from handlers.auth import AuthHandler
     from handlers.login import LoginHandler
+    from handlers.message import MessageHandler
     from handlers.passwords import PasswordHandler
     from handlers.ratelimit import Ratelimiters
     from handlers.registration import RegistrationHandler
+    from handlers.room import RoomCreationHandler
+    from handlers.room_member import RoomMemberHandler
+    from handlers.state import StateHandler
     from handlers.tokens import TokenHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
     from homeserver.keys import SigningKey
@@ -233,3 +240,47 @@ class HomeServer:
         from handlers.user_directory import UserDirectoryHandler
 
         return UserDirectoryHandler(self)
+
+    # -- rooms --
+
+    @_part
+    def get_state_handler(self) -> StateHandler:
+        from handlers.state import StateHandler
+
+        return StateHandler(self)
+
+    @_part
+    def get_event_creation_handler(self) -> EventCreationHandler:
+        from handlers.event_creation import EventCreationHandler
+
+        return EventCreationHandler(self)
+
+    @_part
+    def get_room_creation_handler(self) -> RoomCreationHandler:
+        from handlers.room import RoomCreationHandler
+
+        return RoomCreationHandler(self)
+
+    @_part
+    def get_room_member_handler(self) -> RoomMemberHandler:
+        from handlers.room_member import RoomMemberHandler
+
+        return RoomMemberHandler(self)
+
+    @_part
+    def get_message_handler(self) -> MessageHandler:
+        from handlers.message import MessageHandler
+
+        return MessageHandler(self)
+
+    @_part
+    def get_directory_handler(self) -> DirectoryHandler:
+        from handlers.directory import DirectoryHandler
+
+        return DirectoryHandler(self)
+
+    @_part
+    def get_visibility_handler(self) -> VisibilityHandler:
+        from handlers.visibility import VisibilityHandler
+
+        return VisibilityHandler(self)

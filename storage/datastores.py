@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from storage.database import DatabasePool
 from storage.stores.devices import DeviceStore
+from storage.stores.events import EventsStore
 from storage.stores.profiles import ProfileStore
 from storage.stores.registration_tokens import RegistrationTokenStore
+from storage.stores.roommember import RoomMemberStore
+from storage.stores.rooms import RoomStore
+from storage.stores.state import StateStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
 from storage.stores.users import UserStore
@@ -18,7 +22,11 @@ class DataStores:
         self.db = db
         self.users = UserStore(db)
         self.tokens = TokenStore(db)
-        self.devices = DeviceStore(db)
+        self.devices = DeviceStore(db, self.tokens)
         self.ui_auth = UIAuthStore(db)
         self.profiles = ProfileStore(db)
         self.registration_tokens = RegistrationTokenStore(db)
+        self.state = StateStore(db)
+        self.events = EventsStore(db, self.state)
+        self.room_members = RoomMemberStore(db)
+        self.rooms = RoomStore(db)

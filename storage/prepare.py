@@ -8,6 +8,8 @@ directory later is still applied once.
 SCHEMA_VERSION history:
     1: accounts — users, profiles, devices, access/refresh tokens, registration tokens,
        user-interactive auth sessions.
+    2: rooms — events, the event graph, state groups, current state, membership,
+       transaction IDs, aliases, event reports.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from storage.database import DatabasePool, Transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from storage.database import DatabasePool, Transaction
+from storage.stores.tokens import TokenStore
 
 
 @attrs.frozen(slots=True)
@@ -21,8 +22,9 @@ _COLS = "user_id, device_id, display_name, last_seen_ts, last_seen_ip, last_seen
 
 
 class DeviceStore:
-    def __init__(self, db: DatabasePool) -> None:
+    def __init__(self, db: DatabasePool, tokens: TokenStore) -> None:
         self.db = db
+        self._tokens = tokens
 
     async def store_device(self, user_id: str, device_id: str,
                            display_name: str | None) -> bool:
@@ -78,6 +80,7 @@ class DeviceStore:
         """Delete devices and every token issued to them, in one transaction."""
 
         def _txn(txn: Transaction) -> None:
+            self._tokens.invalidate_after_txn(txn)
             for device_id in device_ids:
                 for table in ("devices", "access_tokens", "refresh_tokens"):
                     txn.execute(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.id_generator import IdGenerator
 
@@ -34,6 +35,13 @@ class TokenStore:
         self.db = db
         self._access_ids = IdGenerator(db, "access_tokens")
         self._refresh_ids = IdGenerator(db, "refresh_tokens")
+        # Positive lookups only. Any transaction that deletes or changes access tokens
+        # clears it after commit (`invalidate_after_txn`): revocation is rare, reads are not.
+        self._cache: LruCache[str, AccessTokenRow] = LruCache(50_000)
+
+    def invalidate_after_txn(self, txn: Transaction) -> None:
+        """Forget cached tokens once `txn` commits; call from every token-changing txn."""
+        txn.call_after(self._cache.clear)
 
     async def add_access_token(self, user_id: str, token_hash: str, device_id: str | None,
                                valid_until_ms: int | None,
@@ -64,6 +72,11 @@ class TokenStore:
         return token_id
 
     async def get_access_token(self, token_hash: str) -> AccessTokenRow | None:
+        """The token's row (cached: read on every authenticated request)."""
+        cached = self._cache.get(token_hash)
+        if cached is not None:
+            return cached
+        seq = self._cache.sequence
         rows = await self.db.execute(
             "get_access_token",
             "SELECT id, user_id, device_id, valid_until_ms, refresh_token_id, used"
@@ -73,12 +86,15 @@ class TokenStore:
         if not rows:
             return None
         r = rows[0]
-        return AccessTokenRow(int(r[0]), r[1], r[2], r[3], r[4], bool(r[5]))
+        row = AccessTokenRow(int(r[0]), r[1], r[2], r[3], r[4], bool(r[5]))
+        self._cache.set(token_hash, row, expected_sequence=seq)
+        return row
 
     async def mark_access_token_used(self, token_id: int) -> bool:
         """Record the first use of a refreshable access token; True if it was unused."""
 
         def _txn(txn: Transaction) -> bool:
+            self.invalidate_after_txn(txn)
             txn.execute("UPDATE access_tokens SET used = 1 WHERE id = ? AND used = 0", (token_id,))
             if txn.rowcount == 0:
                 return False
@@ -109,6 +125,7 @@ class TokenStore:
         """Link `old_id` to its successor, dropping an earlier successor never used."""
 
         def _txn(txn: Transaction) -> None:
+            self.invalidate_after_txn(txn)
             # Using a refresh token retires the one it replaced (and that one's access token).
             _retire_predecessors_txn(txn, old_id)
             row = txn.select_one("SELECT next_token_id FROM refresh_tokens WHERE id = ?",
@@ -125,6 +142,7 @@ class TokenStore:
         """Log out one session: the access token and the refresh token chain it came with."""
 
         def _txn(txn: Transaction) -> None:
+            self.invalidate_after_txn(txn)
             row = txn.select_one("SELECT refresh_token_id FROM access_tokens WHERE id = ?",
                                  (token_id,))
             txn.execute("DELETE FROM access_tokens WHERE id = ?", (token_id,))
@@ -142,6 +160,7 @@ class TokenStore:
         """
 
         def _txn(txn: Transaction) -> list[str | None]:
+            self.invalidate_after_txn(txn)
             where = "user_id = ?"
             args: list[object] = [user_id]
             if device_ids is not None:

@@ -107,3 +107,33 @@ class LoginTestCase(HomeserverTestCase):
                                     access_token=token)
         self.assert_error(channel, 401, "M_UNKNOWN_TOKEN")
         self.assertIs(channel.json_body["soft_logout"], True)
+
+
+class TokenCacheTestCase(HomeserverTestCase):
+    def test_revocation_is_immediate_despite_cache(self) -> None:
+        """A cached token stops working as soon as its device is deleted or it logs out."""
+        self.register_user("alice", "secret-pw")
+        who = "/_matrix/client/v3/account/whoami"
+        first = self.login("alice", "secret-pw")
+        second = self.login("alice", "secret-pw")
+        for token in (first, second):  # fill the cache
+            self.assertEqual(self.make_request("GET", who, access_token=token).code, 200)
+        self.assertEqual(self.make_request("POST", "/_matrix/client/v3/logout",
+                                           access_token=first).code, 200)
+        self.assert_error(self.make_request("GET", who, access_token=first), 401,
+                          "M_UNKNOWN_TOKEN")
+        device = self.make_request("GET", who, access_token=second).json_body["device_id"]
+        self.get_success(self.hs.get_datastores().devices.delete_devices("@alice:test",
+                                                                         [device]))
+        self.assert_error(self.make_request("GET", who, access_token=second), 401,
+                          "M_UNKNOWN_TOKEN")
+
+    def test_locking_is_immediate_despite_cache(self) -> None:
+        """A cached account that gets locked is refused on the next request."""
+        self.register_user("alice", "secret-pw")
+        token = self.login("alice", "secret-pw")
+        who = "/_matrix/client/v3/account/whoami"
+        self.assertEqual(self.make_request("GET", who, access_token=token).code, 200)
+        self.get_success(self.hs.get_datastores().users.set_locked("@alice:test", True))
+        self.assert_error(self.make_request("GET", who, access_token=token), 401,
+                          "M_USER_LOCKED")

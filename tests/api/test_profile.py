@@ -153,16 +153,14 @@ class ProfileTestCase(HomeserverTestCase):
 
     def test_guest_may_only_set_displayname(self) -> None:
         """A guest may change its display name but not other fields (403)."""
-        self.get_success(self.hs.get_datastores().db.execute(
-            "t", "UPDATE users SET is_guest = 1 WHERE name = ?", self.alice))
+        self.get_success(self.hs.get_datastores().users.set_flags(self.alice, is_guest=True))
         self.assertEqual(self.put("displayname", {"displayname": "Guesty"}).code, 200)
         self.assert_error(self.put("avatar_url", {"avatar_url": "mxc://test/a"}), 403,
                           "M_GUEST_ACCESS_FORBIDDEN")
 
     def test_suspended_user_cannot_edit(self) -> None:
         """A suspended user gets 403 M_USER_SUSPENDED on profile changes."""
-        self.get_success(self.hs.get_datastores().db.execute(
-            "t", "UPDATE users SET suspended = 1 WHERE name = ?", self.alice))
+        self.get_success(self.hs.get_datastores().users.set_flags(self.alice, suspended=True))
         self.assert_error(self.put("displayname", {"displayname": "x"}), 403,
                           "M_USER_SUSPENDED")
 

@@ -134,15 +134,13 @@ class UserDirectoryTestCase(HomeserverTestCase):
 
     def test_excludes_deactivated_guest_and_support_users(self) -> None:
         """Deactivated, guest, locked and support users are not listed."""
-        db = self.hs.get_datastores().db
+        users = self.hs.get_datastores().users
         for localpart, column in (("dave1", "deactivated"), ("dave2", "is_guest"),
                                   ("dave3", "locked")):
             user_id = self.register_user(localpart)
-            self.get_success(db.execute("t", f"UPDATE users SET {column} = 1 WHERE name = ?",
-                                        user_id))
+            self.get_success(users.set_flags(user_id, **{column: True}))
         user_id = self.register_user("dave4")
-        self.get_success(db.execute("t", "UPDATE users SET user_type = 'support' WHERE name = ?",
-                                    user_id))
+        self.get_success(users.set_flags(user_id, user_type="support"))
         self.register_user("dave5")
         self.assertEqual(self.found("dave"), ["@dave5:test"])
 

@@ -1,0 +1,240 @@
+"""Room events: persisting an event with everything that changes with it, in one
+transaction, and reading events back (cached: events are immutable)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from homeserver.events import Event
+from homeserver.room_versions import RoomVersion, get_room_version
+from storage.caches import LruCache
+from storage.database import DatabasePool, Transaction
+from storage.stores.state import StateKey, StateStore
+from storage.stream import StreamIdGenerator
+
+#: how many forward extremities a new local event references at most
+MAX_PREV_EVENTS = 10
+
+
+@attrs.frozen(slots=True)
+class NewStateGroup:
+    """A state group to create for the state after an event."""
+
+    prev_group: int | None
+    delta: Mapping[StateKey, str | None]
+    full_state: Mapping[StateKey, str]
+
+
+@attrs.frozen(slots=True)
+class PersistContext:
+    """What persisting one event changes besides the event itself."""
+
+    #: the existing group holding the state after the event, or a new one to create
+    state_group: int | None = None
+    new_state_group: NewStateGroup | None = None
+    #: (type, state_key) -> (event_id, membership) changes to the room's current state
+    current_state_updates: Mapping[StateKey, tuple[str, str | None]] = attrs.Factory(dict)
+    current_state_removals: tuple[StateKey, ...] = ()
+    #: the membership target is one of our users (keeps local_current_membership)
+    target_is_local: bool = False
+    #: (user_id, device_id, txn_id) for idempotent client sends
+    txn_key: tuple[str, str, str] | None = None
+    internal_metadata: Mapping[str, Any] = attrs.Factory(dict)
+    outlier: bool = False
+
+
+class EventsStore:
+    def __init__(self, db: DatabasePool, state: StateStore) -> None:
+        self.db = db
+        self._state = state
+        self._stream_ids = StreamIdGenerator(db, "events", "stream_ordering")
+        self._event_cache: LruCache[str, Event] = LruCache(20_000)
+        self._room_versions: dict[str, RoomVersion] = {}
+        self._extremities_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
+
+    def get_room_max_stream_ordering(self) -> int:
+        """The room-event stream position up to which every event is persisted."""
+        return self._stream_ids.get_current_token()
+
+    # -- writing --
+
+    async def persist_event(self, event: Event, ctx: PersistContext) -> int:
+        """Persist the event, its edges, state and membership; returns its stream ordering."""
+        with self._stream_ids.get_next() as stream_ordering:
+            await self.db.run_interaction(
+                "persist_event", self._persist_event_txn, event, ctx, stream_ordering)
+        return stream_ordering
+
+    def _persist_event_txn(self, txn: Transaction, event: Event, ctx: PersistContext,
+                           stream_ordering: int) -> None:
+        room_id = event.room_id
+        if event.type == "m.room.create" and event.state_key == "" and not ctx.outlier:
+            txn.insert("rooms", {
+                "room_id": room_id, "room_version": event.room_version.identifier,
+                "creator": event.sender, "created_ts": event.origin_server_ts,
+            })
+        txn.insert("events", {
+            "stream_ordering": stream_ordering, "event_id": event.event_id,
+            "room_id": room_id, "type": event.type, "state_key": event.state_key,
+            "sender": event.sender, "depth": event.depth,
+            "origin_server_ts": event.origin_server_ts,
+            "received_ts": event.origin_server_ts,
+            "json": json.dumps(event.pdu_json, ensure_ascii=False, separators=(",", ":")),
+            "internal_metadata": json.dumps(dict(ctx.internal_metadata)),
+            "outlier": int(ctx.outlier), "rejected_reason": event.rejected_reason,
+            "redacts": event.redacts,
+        })
+        txn.executemany(
+            "INSERT INTO event_edges (event_id, prev_event_id, room_id) VALUES (?, ?, ?)",
+            [(event.event_id, p, room_id) for p in event.prev_event_ids])
+        txn.executemany(
+            "INSERT INTO event_auth (event_id, auth_id, room_id) VALUES (?, ?, ?)",
+            [(event.event_id, a, room_id) for a in event.auth_event_ids])
+        if ctx.txn_key is not None:
+            user_id, device_id, txn_id = ctx.txn_key
+            txn.insert("event_txn_ids", {
+                "user_id": user_id, "device_id": device_id, "txn_id": txn_id,
+                "event_id": event.event_id, "inserted_ts": event.origin_server_ts,
+            })
+        if ctx.outlier:
+            return
+
+        # The new event replaces the extremities it points at.
+        for prev in event.prev_event_ids:
+            txn.execute("DELETE FROM event_forward_extremities WHERE room_id = ? AND event_id = ?",
+                        (room_id, prev))
+        txn.insert("event_forward_extremities", {"room_id": room_id, "event_id": event.event_id})
+        txn.call_after(self._extremities_cache.invalidate, room_id)
+
+        group = ctx.state_group
+        if ctx.new_state_group is not None:
+            new = ctx.new_state_group
+            group = self._state.create_group_txn(txn, room_id, event.event_id, new.prev_group,
+                                                 new.delta, new.full_state)
+        if group is not None:
+            self._state.set_event_state_group_txn(txn, event.event_id, group)
+
+        if ctx.current_state_updates or ctx.current_state_removals:
+            self._state.update_current_state_txn(txn, room_id, ctx.current_state_updates,
+                                                 list(ctx.current_state_removals))
+
+        if event.type == "m.room.member" and event.state_key is not None \
+                and event.rejected_reason is None:
+            membership = event.membership or ""
+            content = event.content
+            txn.insert("room_memberships", {
+                "event_id": event.event_id, "user_id": event.state_key,
+                "sender": event.sender, "room_id": room_id, "membership": membership,
+                "stream_ordering": stream_ordering,
+                "displayname": _str_or_none(content.get("displayname")),
+                "avatar_url": _str_or_none(content.get("avatar_url")),
+            })
+            if ctx.target_is_local and (("m.room.member", event.state_key)
+                                        in ctx.current_state_updates):
+                txn.upsert("local_current_membership",
+                           {"user_id": event.state_key, "room_id": room_id},
+                           {"event_id": event.event_id, "membership": membership,
+                            "stream_ordering": stream_ordering, "forgotten": 0})
+
+    # -- reading --
+
+    async def get_room_version(self, room_id: str) -> RoomVersion | None:
+        version = self._room_versions.get(room_id)
+        if version is not None:
+            return version
+        rows = await self.db.execute(
+            "get_room_version", "SELECT room_version FROM rooms WHERE room_id = ?", room_id)
+        if not rows:
+            return None
+        version = get_room_version(rows[0][0])
+        if version is not None:
+            self._room_versions[room_id] = version
+        return version
+
+    async def get_event(self, event_id: str) -> Event | None:
+        events = await self.get_events([event_id])
+        return events.get(event_id)
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        """The events we have of these IDs (missing ones are left out)."""
+        result: dict[str, Event] = {}
+        missing: list[str] = []
+        for event_id in event_ids:
+            cached = self._event_cache.get(event_id)
+            if cached is not None:
+                result[event_id] = cached
+            else:
+                missing.append(event_id)
+        if missing:
+            rows = await self.db.run_interaction("get_events", _fetch_events_txn, missing)
+            for event_id, room_id, raw, rejected in rows:
+                version = await self.get_room_version(room_id)
+                if version is None:
+                    continue
+                event = Event.from_pdu(json.loads(raw), version, event_id=event_id)
+                if rejected is not None:
+                    event = attrs.evolve(event, rejected_reason=rejected)
+                self._event_cache.set(event_id, event)
+                result[event_id] = event
+        return result
+
+    async def get_forward_extremities(self, room_id: str) -> list[tuple[str, int]]:
+        """(event_id, depth) of the room's forward extremities, deepest first."""
+        cached = self._extremities_cache.get(room_id)
+        if cached is not None:
+            return cached
+        seq = self._extremities_cache.sequence
+        rows = await self.db.execute(
+            "get_forward_extremities",
+            "SELECT f.event_id, e.depth FROM event_forward_extremities f"
+            " JOIN events e ON e.event_id = f.event_id"
+            " WHERE f.room_id = ? ORDER BY e.depth DESC, e.stream_ordering DESC",
+            room_id)
+        result = [(r[0], int(r[1])) for r in rows]
+        self._extremities_cache.set(room_id, result, expected_sequence=seq)
+        return result
+
+    async def get_event_id_for_txn(self, user_id: str, device_id: str,
+                                   txn_id: str) -> str | None:
+        rows = await self.db.execute(
+            "get_event_id_for_txn",
+            "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+            " AND txn_id = ?", user_id, device_id, txn_id)
+        return rows[0][0] if rows else None
+
+    async def get_redactions(self, event_ids: Collection[str]) -> dict[str, str]:
+        """For each given event that a stored redaction targets: the redaction's event ID."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" for _ in event_ids)
+        rows = await self.db.execute(
+            "get_redactions",
+            f"SELECT redacts, event_id FROM events WHERE redacts IN ({marks})"
+            " AND rejected_reason IS NULL ORDER BY stream_ordering",
+            *event_ids)
+        return {target: redaction for target, redaction in rows}
+
+    async def get_stream_ordering(self, event_id: str) -> int | None:
+        rows = await self.db.execute(
+            "get_stream_ordering", "SELECT stream_ordering FROM events WHERE event_id = ?",
+            event_id)
+        return int(rows[0][0]) if rows else None
+
+
+def _fetch_events_txn(txn: Transaction, event_ids: list[str]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for i in range(0, len(event_ids), 500):
+        chunk = event_ids[i:i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows.extend(txn.select_all(
+            f"SELECT event_id, room_id, json, rejected_reason FROM events"
+            f" WHERE event_id IN ({marks})", chunk))
+    return rows
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
