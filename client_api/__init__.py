@@ -24,6 +24,8 @@ SERVLET_MODULES = (
     "rest.well_known",
     "rest.key_server",
     "rest.federation_version",
+    "client_api.room",
+    "client_api.room_reads",
 )
 
 

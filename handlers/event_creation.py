@@ -68,6 +68,7 @@ class EventCreationHandler:
         self._state = hs.get_state_handler()
         self._linearizer = Linearizer()
         self._listeners: list[PersistListener] = []
+        self._last_create_ts = 0
 
     def add_persist_listener(self, listener: PersistListener) -> None:
         """Call `listener(event, stream_ordering)` after each local event is persisted."""
@@ -164,6 +165,11 @@ class EventCreationHandler:
         }
         room_id = spec.room_id
         is_create = spec.type == "m.room.create" and spec.state_key == ""
+        if is_create:
+            # v12 room IDs hash the create event: two identical createRoom requests in
+            # one millisecond must still get distinct rooms.
+            pdu["origin_server_ts"] = max(pdu["origin_server_ts"], self._last_create_ts + 1)
+            self._last_create_ts = pdu["origin_server_ts"]
         if not (is_create and room_version.room_id_from_create_event):
             if room_id is None:
                 room_id = f"!{secrets.token_urlsafe(12)}:{self._server_name}"

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from handlers.registration import RegistrationHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
+    from handlers.room_reads import RoomReadHandler
     from handlers.state import StateHandler
     from handlers.tokens import TokenHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
@@ -284,3 +285,9 @@ class HomeServer:
         from handlers.visibility import VisibilityHandler
 
         return VisibilityHandler(self)
+
+    @_part
+    def get_room_read_handler(self) -> RoomReadHandler:
+        from handlers.room_reads import RoomReadHandler
+
+        return RoomReadHandler(self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
@@ -22,6 +22,8 @@ class StateStore:
         # Groups are immutable, so cached snapshots never go stale.
         self._group_cache: LruCache[int, Mapping[StateKey, str]] = LruCache(2000)
         self._current_cache: LruCache[str, Mapping[StateKey, str]] = LruCache(5000)
+        # event -> state group after it; rows are never changed once written.
+        self._event_group_cache: LruCache[str, int] = LruCache(50_000)
 
     # -- state groups --
 
@@ -87,6 +89,7 @@ class StateStore:
 
     def set_event_state_group_txn(self, txn: Transaction, event_id: str, group: int) -> None:
         txn.insert("event_to_state_groups", {"event_id": event_id, "state_group": group})
+        txn.call_after(self._event_group_cache.set, event_id, group)
 
     async def get_state_group_for_event(self, event_id: str) -> int | None:
         rows = await self.db.execute(
@@ -97,6 +100,43 @@ class StateStore:
     async def get_state_after_event(self, event_id: str) -> Mapping[StateKey, str] | None:
         group = await self.get_state_group_for_event(event_id)
         return None if group is None else await self.get_state_for_group(group)
+
+    async def get_state_groups_for_events(self, event_ids: Collection[str]) -> dict[str, int]:
+        """The state group after each event (events without one are left out); one query
+        for whatever the cache does not hold."""
+        result: dict[str, int] = {}
+        missing: list[str] = []
+        for event_id in event_ids:
+            group = self._event_group_cache.get(event_id)
+            if group is None:
+                missing.append(event_id)
+            else:
+                result[event_id] = group
+        if missing:
+            rows = await self.db.run_interaction(
+                "get_state_groups_for_events", _event_groups_txn, missing)
+            for event_id, group in rows:
+                self._event_group_cache.set(event_id, int(group))
+                result[event_id] = int(group)
+        return result
+
+    async def get_state_for_groups(self, groups: Collection[int]
+                                   ) -> dict[int, Mapping[StateKey, str]]:
+        """Several snapshots at once: uncached ones are loaded in one transaction."""
+        result: dict[int, Mapping[StateKey, str]] = {}
+        missing: list[int] = []
+        for group in groups:
+            cached = self._group_cache.get(group)
+            if cached is None:
+                missing.append(group)
+            else:
+                result[group] = cached
+        if missing:
+            def _txn(txn: Transaction) -> dict[int, Mapping[StateKey, str]]:
+                return {g: self._load_group_txn(txn, g) for g in missing}
+
+            result.update(await self.db.run_interaction("get_state_for_groups", _txn))
+        return result
 
     # -- current state --
 
@@ -130,3 +170,14 @@ class StateStore:
             txn.execute("DELETE FROM current_state_events WHERE room_id = ? AND type = ?"
                         " AND state_key = ?", (room_id, typ, key))
         txn.call_after(self._current_cache.invalidate, room_id)
+
+
+def _event_groups_txn(txn: Transaction, event_ids: list[str]) -> list[tuple[str, int]]:
+    rows: list[tuple[str, int]] = []
+    for i in range(0, len(event_ids), 500):
+        chunk = event_ids[i:i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows.extend(txn.select_all(
+            f"SELECT event_id, state_group FROM event_to_state_groups"
+            f" WHERE event_id IN ({marks})", chunk))
+    return rows
