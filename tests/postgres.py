@@ -83,3 +83,15 @@ def create_test_database() -> dict[str, Any]:
 
 def drop_test_database(args: dict[str, Any]) -> None:
     _admin_execute(f"DROP DATABASE IF EXISTS {args['dbname']}")
+
+
+def create_empty_database() -> dict[str, Any]:
+    """Create a database with no schema (a real server migrates it at startup)."""
+    name = f"axon_e_{_worker()}_{next(_counter)}"
+    _admin_execute(f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+                   " TEMPLATE template0")
+    return {**dsn_args(), "dbname": name}
+
+
+def to_dsn(args: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in args.items())
