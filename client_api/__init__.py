@@ -26,6 +26,7 @@ SERVLET_MODULES = (
     "rest.federation_version",
     "client_api.room",
     "client_api.room_reads",
+    "client_api.membership",
 )
 
 

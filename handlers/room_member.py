@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.event_creation import EventSpec, SentEvent
 from homeserver.errors import Codes, MatrixError
-from homeserver.identifiers import UserID
+from homeserver.identifiers import RoomAlias, UserID
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -21,6 +21,8 @@ class RoomMemberHandler:
         self._events = stores.events
         self._members = stores.room_members
         self._creation = hs.get_event_creation_handler()
+        self._state = stores.state
+        self._rooms = stores.rooms
 
     async def update_membership(self, sender: str, room_id: str, target: str,
                                 membership: str, reason: str | None = None,
@@ -56,8 +58,91 @@ class RoomMemberHandler:
         return await self.update_membership(sender, room_id, invitee, "invite", reason,
                                             extra_content=extra)
 
+    async def _current_membership(self, room_id: str, user_id: str) -> str | None:
+        state = await self._state.get_current_state_ids(room_id)
+        event_id = state.get(("m.room.member", user_id))
+        if event_id is None:
+            return None
+        event = await self._events.get_event(event_id)
+        return event.membership if event is not None else None
+
+    async def _require_room(self, room_id: str) -> None:
+        if await self._events.get_room_version(room_id) is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        """A room ID from a room ID or a local alias (404 M_NOT_FOUND if unknown here)."""
+        if room_id_or_alias.startswith("#"):
+            RoomAlias.parse(room_id_or_alias)
+            found = await self._rooms.get_alias(room_id_or_alias)
+            if found is None:
+                raise MatrixError(404, Codes.NOT_FOUND, "Room alias not found")
+            return found[0]
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "Expected a room ID or alias")
+        if await self._events.get_room_version(room_id_or_alias) is None:
+            # Remote rooms need federation (a later feature).
+            raise MatrixError(404, Codes.NOT_FOUND, "No known servers for this room")
+        return room_id_or_alias
+
+    # POST /_matrix/client/v3/join/{roomIdOrAlias}, /rooms/{roomId}/join
     async def join(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent:
+        """Join; joining a room one is already in sends nothing new (idempotent)."""
+        await self._require_room(room_id)
+        if await self._current_membership(room_id, user_id) == "join":
+            state = await self._state.get_current_state_ids(room_id)
+            existing = await self._events.get_event(state[("m.room.member", user_id)])
+            ordering = await self._events.get_stream_ordering(existing.event_id) \
+                if existing is not None else None
+            if existing is not None and ordering is not None:
+                return SentEvent(existing, ordering, new=False)
         return await self.update_membership(user_id, room_id, user_id, "join", reason)
 
-    async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent:
+    # POST /_matrix/client/v3/rooms/{roomId}/leave
+    async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent | None:
+        """Leave (or reject an invite, or withdraw a knock). Leaving a room already left
+        is a no-op (None); a room never joined is 403."""
+        await self._require_room(room_id)
+        current = await self._current_membership(room_id, user_id)
+        if current in (None, "leave"):
+            if current is None:
+                raise MatrixError(403, Codes.FORBIDDEN, f"User {user_id} not in room {room_id}")
+            return None
         return await self.update_membership(user_id, room_id, user_id, "leave", reason)
+
+    # POST /_matrix/client/v3/rooms/{roomId}/kick
+    async def kick(self, sender: str, room_id: str, target: str,
+                   reason: str | None = None) -> SentEvent:
+        UserID.parse(target)
+        await self._require_room(room_id)
+        if await self._current_membership(room_id, target) not in ("join", "invite", "knock"):
+            raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not in the room")
+        return await self.update_membership(sender, room_id, target, "leave", reason)
+
+    # POST /_matrix/client/v3/rooms/{roomId}/ban
+    async def ban(self, sender: str, room_id: str, target: str,
+                  reason: str | None = None) -> SentEvent:
+        return await self.update_membership(sender, room_id, target, "ban", reason)
+
+    # POST /_matrix/client/v3/rooms/{roomId}/unban
+    async def unban(self, sender: str, room_id: str, target: str,
+                    reason: str | None = None) -> SentEvent:
+        UserID.parse(target)
+        await self._require_room(room_id)
+        if await self._current_membership(room_id, target) != "ban":
+            raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not banned")
+        return await self.update_membership(sender, room_id, target, "leave", reason)
+
+    # POST /_matrix/client/v3/knock/{roomIdOrAlias}
+    async def knock(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent:
+        return await self.update_membership(user_id, room_id, user_id, "knock", reason)
+
+    # POST /_matrix/client/v3/rooms/{roomId}/forget
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """Forget a room one has left; 400 M_UNKNOWN while still joined or invited."""
+        membership = await self._members.get_local_membership(user_id, room_id)
+        if membership is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        if membership.membership not in ("leave", "ban"):
+            raise MatrixError(400, Codes.UNKNOWN, "User must leave the room before forgetting it")
+        await self._members.forget(user_id, room_id)

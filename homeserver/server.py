@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from handlers.registration import RegistrationHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
+    from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
     from handlers.state import StateHandler
     from handlers.tokens import TokenHandler
@@ -291,3 +292,9 @@ class HomeServer:
         from handlers.room_reads import RoomReadHandler
 
         return RoomReadHandler(self)
+
+    @_part
+    def get_room_members_read_handler(self) -> RoomMembersReadHandler:
+        from handlers.room_members_read import RoomMembersReadHandler
+
+        return RoomMembersReadHandler(self)
