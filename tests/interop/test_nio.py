@@ -65,3 +65,39 @@ class NioTestCase(unittest.TestCase):
                 await client.close()
 
         asyncio.run(scenario())
+
+    def test_create_invite_join_send(self) -> None:
+        """Two nio clients: one creates a room and invites, the other joins and sends."""
+        self.server.register_user("nina", "nina-password-1")
+        self.server.register_user("otto", "otto-password-1")
+
+        async def scenario() -> None:
+            nina = nio.AsyncClient(self.server.base_url, "@nina:localhost")
+            otto = nio.AsyncClient(self.server.base_url, "@otto:localhost")
+            try:
+                self.assertIsInstance(await nina.login("nina-password-1"), nio.LoginResponse)
+                self.assertIsInstance(await otto.login("otto-password-1"), nio.LoginResponse)
+                room = await nina.room_create(name="team", invite=["@otto:localhost"])
+                self.assertIsInstance(room, nio.RoomCreateResponse, room)
+                joined = await otto.join(room.room_id)
+                self.assertIsInstance(joined, nio.JoinResponse, joined)
+                sent = await otto.room_send(room.room_id, "m.room.message",
+                                            {"msgtype": "m.text", "body": "hello nina"})
+                self.assertIsInstance(sent, nio.RoomSendResponse, sent)
+                members = await nina.joined_members(room.room_id)
+                self.assertIsInstance(members, nio.JoinedMembersResponse, members)
+                self.assertEqual(sorted(m.user_id for m in members.members),
+                                 ["@nina:localhost", "@otto:localhost"])
+                rooms = await otto.joined_rooms()
+                self.assertEqual(rooms.rooms, [room.room_id])
+                left = await otto.room_leave(room.room_id)
+                self.assertIsInstance(left, nio.RoomLeaveResponse, left)
+                denied = await otto.room_send(room.room_id, "m.room.message",
+                                              {"msgtype": "m.text", "body": "again"})
+                self.assertIsInstance(denied, nio.RoomSendError)
+                self.assertEqual(denied.status_code, "M_FORBIDDEN")
+            finally:
+                await nina.close()
+                await otto.close()
+
+        asyncio.run(scenario())
