@@ -147,7 +147,7 @@ class RoomCreationHandler:
             await send("m.room.canonical_alias", {"alias": alias})
 
         # 5. Preset state (unless initial_state sets it), then 6. initial_state.
-        preset_state = {
+        preset_state: dict[tuple[str, str], Mapping[str, Any]] = {
             ("m.room.join_rules", ""): {"join_rule": preset["join_rule"]},
             ("m.room.history_visibility", ""): {
                 "history_visibility": preset["history_visibility"]},
@@ -156,8 +156,8 @@ class RoomCreationHandler:
         for key, content in preset_state.items():
             if key not in initial_state:
                 await send(key[0], content, key[1])
-        for (event_type, state_key), content in initial_state.items():
-            await send(event_type, content, state_key)
+        for (event_type, state_key), initial in initial_state.items():
+            await send(event_type, initial, state_key)
 
         # 7. Name and topic.
         if req.name is not None:

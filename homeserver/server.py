@@ -18,17 +18,14 @@ from homeserver.config import HomeServerConfig
 if TYPE_CHECKING:
     from handlers.account import AccountHandler
     from handlers.admin_register import SharedSecretRegistrationHandler
+    from handlers.auth import AuthHandler
     from handlers.devices import DeviceHandler
     from handlers.directory import DirectoryHandler
     from handlers.event_creation import EventCreationHandler
-    from handlers.profile import ProfileHandler
-    from handlers.user_directory import UserDirectoryHandler
-    from handlers.visibility import VisibilityHandler
-
-    from handlers.auth import AuthHandler
     from handlers.login import LoginHandler
     from handlers.message import MessageHandler
     from handlers.passwords import PasswordHandler
+    from handlers.profile import ProfileHandler
     from handlers.ratelimit import Ratelimiters
     from handlers.registration import RegistrationHandler
     from handlers.room import RoomCreationHandler
@@ -38,6 +35,8 @@ if TYPE_CHECKING:
     from handlers.state import StateHandler
     from handlers.tokens import TokenHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
+    from handlers.user_directory import UserDirectoryHandler
+    from handlers.visibility import VisibilityHandler
     from homeserver.keys import SigningKey
     from rest.auth import Auth
     from rest.http import Router

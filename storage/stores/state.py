@@ -72,6 +72,7 @@ class StateStore:
             row = txn.select_one("SELECT chain_length FROM state_groups WHERE id = ?",
                                  (prev_group,))
             chain_length = (int(row[0]) + 1) if row else MAX_CHAIN_LENGTH + 1
+        rows: list[tuple[int, str, str, str | None]]
         if prev_group is None or chain_length > MAX_CHAIN_LENGTH:
             prev_group, chain_length = None, 0
             rows = [(group, t, k, e) for (t, k), e in full_state.items()]
