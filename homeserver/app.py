@@ -29,8 +29,13 @@ def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
     return hs
 
 
-def start_listeners(hs: HomeServer) -> list[Any]:
-    from twisted.internet import endpoints
+async def start_listeners(hs: HomeServer) -> list[Any]:
+    """Open every listener; returns the listening ports.
+
+    Raises:
+        CannotListenError: an address could not be bound.
+    """
+    from twisted.internet import endpoints, error
 
     ports = []
     for listener in hs.config.listeners:
@@ -43,13 +48,21 @@ def start_listeners(hs: HomeServer) -> list[Any]:
         resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
                                   allowed_prefixes=prefixes)
         site = AxonSite(resource, hs.config.max_request_body_size)
+        bound: set[str] = set()
         for address in listener.bind_addresses:
             interface = address.strip("[]")
             endpoint = endpoints.TCP6ServerEndpoint if ":" in interface else \
                 endpoints.TCP4ServerEndpoint
-            port = endpoint(hs.reactor, listener.port, interface=interface)
-            d = port.listen(site)
-            ports.append(d)
+            try:
+                port = await endpoint(hs.reactor, listener.port, interface=interface).listen(site)
+            except error.CannotListenError:
+                # A dual-stack "::" socket already takes IPv4 too (Linux), so the default
+                # ["::", "0.0.0.0"] binds once, as in Synapse.
+                if interface == "0.0.0.0" and "::" in bound:
+                    continue
+                raise
+            bound.add(interface)
+            ports.append(port)
             logger.info("Listening on %s:%d (%s)", address, listener.port,
                         ", ".join(listener.resources))
     return ports
@@ -72,10 +85,9 @@ def run(config_path: str) -> int:
 
     async def _start() -> None:
         try:
-            listening = await defer.gatherResults(start_listeners(hs), consumeErrors=True)
+            listening = await start_listeners(hs)
         except Exception as e:  # noqa: BLE001 - report any bind failure and stop
-            err = getattr(e, "subFailure", None)
-            logger.error("Failed to start listening: %s", err.getErrorMessage() if err else e)
+            logger.error("Failed to start listening: %s", e)
             exit_code[0] = 1
             reactor.stop()
             return

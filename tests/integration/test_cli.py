@@ -79,3 +79,17 @@ class CliTestCase(unittest.TestCase):
             self.assertIn("Server name: localhost", out)
             self.assertIn("register-user", out)
             self.assertTrue(os.path.exists(os.path.join(d, "homeserver.yaml")))
+
+    def test_default_bind_addresses_dual_stack(self) -> None:
+        """A listener without bind_addresses (Synapse's default "::" and "0.0.0.0") starts."""
+        server = ServerProcess()
+        try:
+            with open(server.config_path) as f:
+                config = yaml.safe_load(f)
+            del config["listeners"][0]["bind_addresses"]
+            server.write_config(config)
+            server.start()
+            self.assertEqual(server.request("GET", "/_matrix/client/versions")[0], 200)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            server.close()
