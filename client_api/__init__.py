@@ -27,6 +27,8 @@ SERVLET_MODULES = (
     "client_api.room",
     "client_api.room_reads",
     "client_api.membership",
+    "client_api.directory",
+    "client_api.room_upgrade",
 )
 
 
