@@ -29,6 +29,14 @@ SERVLET_MODULES = (
     "client_api.membership",
     "client_api.directory",
     "client_api.room_upgrade",
+    "client_api.sync",
+    "client_api.presence",
+    "client_api.to_device",
+    "client_api.filter",
+    "client_api.messages",
+    "client_api.account_data",
+    "client_api.receipts",
+    "client_api.push_rules",
 )
 
 

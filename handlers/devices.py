@@ -31,6 +31,7 @@ class DeviceHandler:
         stores = hs.get_datastores()
         self._devices = stores.devices
         self._tokens = stores.tokens
+        self._to_device = stores.to_device
 
     # GET /_matrix/client/v3/devices
     async def get_devices(self, user_id: str) -> list[dict[str, Any]]:
@@ -71,6 +72,7 @@ class DeviceHandler:
         """Delete the user's devices and their tokens; unknown IDs are ignored (the spec's
         "or had been removed previously")."""
         await self._devices.delete_devices(user_id, sorted(set(device_ids)))
+        await self._to_device.delete_device_inboxes(user_id, sorted(set(device_ids)))
 
     async def delete_all_devices(self, user_id: str, except_device_id: str | None = None,
                                  except_token_id: int | None = None) -> None:
@@ -80,7 +82,7 @@ class DeviceHandler:
         while the first step ran.
         """
         devices = await self._devices.get_devices(user_id)
-        await self._devices.delete_devices(
-            user_id, [d.device_id for d in devices if d.device_id != except_device_id]
-        )
+        doomed = [d.device_id for d in devices if d.device_id != except_device_id]
+        await self._devices.delete_devices(user_id, doomed)
+        await self._to_device.delete_device_inboxes(user_id, doomed)
         await self._tokens.delete_tokens_for_user(user_id, except_token_id=except_token_id)

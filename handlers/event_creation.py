@@ -3,6 +3,7 @@ after → persist in one transaction → tell listeners. Serialised per room."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from storage.stores.events import MAX_PREV_EVENTS, NewStateGroup, PersistContext
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
+
+logger = logging.getLogger(__name__)
 
 #: the spec's limit on a whole PDU, in bytes of canonical JSON
 MAX_PDU_SIZE = 65536
@@ -69,6 +72,7 @@ class EventCreationHandler:
         self._linearizer = Linearizer()
         self._listeners: list[PersistListener] = []
         self._last_create_ts = 0
+        self._bulk_push = hs.get_bulk_push_rule_evaluator()
 
     def add_persist_listener(self, listener: PersistListener) -> None:
         """Call `listener(event, stream_ordering)` after each local event is persisted."""
@@ -148,8 +152,19 @@ class EventCreationHandler:
             raise MatrixError(403, Codes.FORBIDDEN, e.msg) from None
 
         ctx = await self._persist_context(event, before.group, before.state, spec)
+        if not creating:
+            ctx = attrs.evolve(ctx, push_actions=await self._push_actions(event))
         stream_ordering = await self._events.persist_event(event, ctx)
         return SentEvent(event, stream_ordering)
+
+    async def _push_actions(self, event: Event) -> tuple[tuple[str, bool, bool, str | None],
+                                                         ...]:
+        """Who the event notifies; a failure here must not stop the event being sent."""
+        try:
+            return tuple(await self._bulk_push.actions_for_event(event))
+        except Exception:
+            logger.exception("Push rule evaluation failed for %s", event.event_id)
+            return ()
 
     def _build_pdu(self, spec: EventSpec, room_version: RoomVersion,
                    extremities: list[tuple[str, int]]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ history-visibility rules, and with redacted events pruned."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from handlers.event_serialize import serialize_event
@@ -69,10 +69,13 @@ class RoomReadHandler:
         content: dict[str, Any] = serialized["content"]
         return content
 
-    async def serialize_events(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+    async def serialize_events(self, events: Sequence[Event],
+                               txn_ids: Mapping[str, str] | None = None
+                               ) -> list[dict[str, Any]]:
         """Client form of events, pruned with `unsigned.redacted_because` where a
         redaction in the same room applies (create events are never redacted, as
-        Synapse)."""
+        Synapse). `txn_ids` (event ID -> transaction ID) marks the requesting device's
+        own sends."""
         now = self._clock.time_msec()
         ids = [e.event_id for e in events]
         redaction_of: dict[str, str] = {}
@@ -85,5 +88,7 @@ class RoomReadHandler:
             if redaction is not None and (redaction.room_id != event.room_id
                                           or event.type == "m.room.create"):
                 redaction = None
-            out.append(serialize_event(event, now, redacted_by=redaction))
+            out.append(serialize_event(
+                event, now, redacted_by=redaction,
+                transaction_id=txn_ids.get(event.event_id) if txn_ids else None))
         return out

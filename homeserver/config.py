@@ -282,6 +282,7 @@ KNOWN_KEYS = frozenset({
     "allow_guest_access", "key_refresh_interval", "old_signing_keys",
     "trusted_key_servers", "suppress_key_server_warning", "macaroon_secret_key", "form_secret",
     "max_request_body_size", "web_client_location", "admin_contact",
+    "presence",
 })
 
 
@@ -313,6 +314,8 @@ class HomeServerConfig:
     key_refresh_interval: int
     media_store_path: str
     pid_file: str | None
+    #: Synapse's `presence.enabled`: when false, presence is neither stored nor sent
+    presence_enabled: bool = True
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], config_dir: str) -> HomeServerConfig:
@@ -350,6 +353,7 @@ class HomeServerConfig:
                 "an http(s) URL", public_baseurl)
 
         user_dir = _get(raw, "", "user_directory", _mapping, {})
+        presence = _get(raw, "", "presence", _mapping, {})
         bcrypt_rounds = _get(raw, "", "bcrypt_rounds", _int, 12)
         _expect(4 <= bcrypt_rounds <= 31, "bcrypt_rounds", "an integer from 4 to 31",
                 bcrypt_rounds)
@@ -399,6 +403,7 @@ class HomeServerConfig:
                 raw, "", "key_refresh_interval", parse_duration_ms, 86_400_000),
             media_store_path=path("media_store_path", "media_store"),
             pid_file=_get(raw, "", "pid_file", _opt_str, None),
+            presence_enabled=_get(presence, "presence.", "enabled", _bool, True),
         )
 
     @classmethod

@@ -17,23 +17,34 @@ from homeserver.config import HomeServerConfig
 
 if TYPE_CHECKING:
     from handlers.account import AccountHandler
+    from handlers.account_data import AccountDataHandler
     from handlers.admin_register import SharedSecretRegistrationHandler
     from handlers.auth import AuthHandler
+    from handlers.bulk_push import BulkPushRuleEvaluator
     from handlers.devices import DeviceHandler
     from handlers.directory import DirectoryHandler
     from handlers.event_creation import EventCreationHandler
+    from handlers.filter_handler import FilterHandler
     from handlers.login import LoginHandler
     from handlers.message import MessageHandler
+    from handlers.notifier import Notifier
+    from handlers.pagination import PaginationHandler
     from handlers.passwords import PasswordHandler
+    from handlers.presence import PresenceHandler
     from handlers.profile import ProfileHandler
+    from handlers.push_rules import PushRulesHandler
     from handlers.ratelimit import Ratelimiters
+    from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
     from handlers.state import StateHandler
+    from handlers.sync import SyncHandler
+    from handlers.to_device import ToDeviceHandler
     from handlers.tokens import TokenHandler
+    from handlers.typing import TypingHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
     from handlers.user_directory import UserDirectoryHandler
     from handlers.visibility import VisibilityHandler
@@ -225,6 +236,12 @@ class HomeServer:
         return AccountHandler(self)
 
     @_part
+    def get_account_data_handler(self) -> AccountDataHandler:
+        from handlers.account_data import AccountDataHandler
+
+        return AccountDataHandler(self)
+
+    @_part
     def get_device_handler(self) -> DeviceHandler:
         from handlers.devices import DeviceHandler
 
@@ -254,7 +271,34 @@ class HomeServer:
     def get_event_creation_handler(self) -> EventCreationHandler:
         from handlers.event_creation import EventCreationHandler
 
-        return EventCreationHandler(self)
+        handler = EventCreationHandler(self)
+        notifier = self.get_notifier()
+        handler.add_persist_listener(notifier.on_room_event)
+        return handler
+
+    @_part
+    def get_sync_handler(self) -> SyncHandler:
+        from handlers.sync import SyncHandler
+
+        return SyncHandler(self)
+
+    @_part
+    def get_notifier(self) -> Notifier:
+        from handlers.notifier import Notifier
+
+        return Notifier(self)
+
+    @_part
+    def get_presence_handler(self) -> PresenceHandler:
+        from handlers.presence import PresenceHandler
+
+        return PresenceHandler(self)
+
+    @_part
+    def get_to_device_handler(self) -> ToDeviceHandler:
+        from handlers.to_device import ToDeviceHandler
+
+        return ToDeviceHandler(self)
 
     @_part
     def get_room_creation_handler(self) -> RoomCreationHandler:
@@ -293,7 +337,43 @@ class HomeServer:
         return RoomReadHandler(self)
 
     @_part
+    def get_filter_handler(self) -> FilterHandler:
+        from handlers.filter_handler import FilterHandler
+
+        return FilterHandler(self)
+
+    @_part
+    def get_pagination_handler(self) -> PaginationHandler:
+        from handlers.pagination import PaginationHandler
+
+        return PaginationHandler(self)
+
+    @_part
     def get_room_members_read_handler(self) -> RoomMembersReadHandler:
         from handlers.room_members_read import RoomMembersReadHandler
 
         return RoomMembersReadHandler(self)
+
+    @_part
+    def get_receipts_handler(self) -> ReceiptsHandler:
+        from handlers.receipts import ReceiptsHandler
+
+        return ReceiptsHandler(self)
+
+    @_part
+    def get_push_rules_handler(self) -> PushRulesHandler:
+        from handlers.push_rules import PushRulesHandler
+
+        return PushRulesHandler(self)
+
+    @_part
+    def get_bulk_push_rule_evaluator(self) -> BulkPushRuleEvaluator:
+        from handlers.bulk_push import BulkPushRuleEvaluator
+
+        return BulkPushRuleEvaluator(self)
+
+    @_part
+    def get_typing_handler(self) -> TypingHandler:
+        from handlers.typing import TypingHandler
+
+        return TypingHandler(self)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from storage.database import DatabasePool
+from storage.stores.account_data import AccountDataStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventsStore
+from storage.stores.filters import FilterStore
+from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
+from storage.stores.push_actions import PushActionsStore
+from storage.stores.push_rules import PushRulesStore
+from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
 from storage.stores.state import StateStore
+from storage.stores.stream import StreamStore
+from storage.stores.to_device import ToDeviceStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
 from storage.stores.users import UserStore
@@ -30,3 +38,11 @@ class DataStores:
         self.events = EventsStore(db, self.state)
         self.room_members = RoomMemberStore(db)
         self.rooms = RoomStore(db)
+        self.push_rules = PushRulesStore(db)
+        self.push_actions = PushActionsStore(db)
+        self.presence = PresenceStore(db)
+        self.to_device = ToDeviceStore(db)
+        self.receipts = ReceiptsStore(db)
+        self.filters = FilterStore(db)
+        self.stream = StreamStore(db)
+        self.account_data = AccountDataStore(db)

@@ -10,6 +10,8 @@ SCHEMA_VERSION history:
        user-interactive auth sessions.
     2: rooms — events, the event graph, state groups, current state, membership,
        transaction IDs, aliases, event reports.
+    3: sync — filters, account data and tags, receipts, presence, to-device messages,
+       push rules and push actions.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from storage.database import DatabasePool, Transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 
 

@@ -13,6 +13,7 @@ from homeserver.events import Event
 from homeserver.room_versions import RoomVersion, get_room_version
 from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
+from storage.stores.push_actions import PushAction, insert_push_actions_txn
 from storage.stores.state import StateKey, StateStore
 from storage.stream import StreamIdGenerator
 
@@ -45,6 +46,8 @@ class PersistContext:
     txn_key: tuple[str, str, str] | None = None
     internal_metadata: Mapping[str, Any] = attrs.Factory(dict)
     outlier: bool = False
+    #: who the event notifies (written in the same transaction as the event)
+    push_actions: tuple[PushAction, ...] = ()
 
 
 class EventsStore:
@@ -102,6 +105,9 @@ class EventsStore:
             })
         if ctx.outlier:
             return
+        if ctx.push_actions:
+            insert_push_actions_txn(txn, room_id, event.event_id, stream_ordering,
+                                    ctx.push_actions)
 
         # The new event replaces the extremities it points at.
         for prev in event.prev_event_ids:
@@ -217,6 +223,21 @@ class EventsStore:
             " AND rejected_reason IS NULL ORDER BY stream_ordering",
             *event_ids)
         return {target: redaction for target, redaction in rows}
+
+    async def get_txn_ids_for_device(self, user_id: str, device_id: str,
+                                     event_ids: Collection[str]) -> dict[str, str]:
+        """event_id -> the transaction ID this device sent it with (for local echo)."""
+        result: dict[str, str] = {}
+        ids = list(event_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.db.execute(
+                "get_txn_ids_for_device",
+                f"SELECT event_id, txn_id FROM event_txn_ids WHERE event_id IN ({marks})"
+                " AND user_id = ? AND device_id = ?", *chunk, user_id, device_id)
+            result.update({r[0]: r[1] for r in rows})
+        return result
 
     async def get_stream_ordering(self, event_id: str) -> int | None:
         rows = await self.db.execute(

@@ -21,6 +21,9 @@ from tests.bench.httpclient import HttpPool
 from tests.bench.matrix import MatrixClient
 from tests.bench.metrics import ProcessWatch
 from tests.bench.scenarios import SCENARIOS, Settings, log
+from tests.bench.sync_scenarios import SYNC_SCENARIOS
+
+ALL_SCENARIOS = {**SCENARIOS, **SYNC_SCENARIOS}
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tests.bench.loadgen",
         description="HTTP/1.1 keep-alive load generator for Matrix homeservers.",
     )
-    p.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS), metavar="SCENARIO",
-                   help=f"one or more of: {', '.join(SCENARIOS)}")
+    p.add_argument("scenarios", nargs="+", choices=sorted(ALL_SCENARIOS), metavar="SCENARIO",
+                   help=f"one or more of: {', '.join(ALL_SCENARIOS)}")
     p.add_argument("--url", default="http://127.0.0.1:8008",
                    help="the server's client API base URL (default %(default)s)")
     p.add_argument("--concurrency", "-c", type=int, default=32,
@@ -57,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 1000,50000)")
     p.add_argument("--fill-concurrency", type=int, default=64,
                    help="send-history: senders used to fill the room (default %(default)s)")
+    p.add_argument("--receivers", type=int, default=100,
+                   help="fanout: long-polling receivers in the room (default %(default)s)")
+    p.add_argument("--rate", type=float, default=10.0,
+                   help="fanout: messages per second from the sender (default %(default)s)")
+    p.add_argument("--rooms", type=int, default=100,
+                   help="initial-sync: rooms the user is in (default %(default)s)")
+    p.add_argument("--events-per-room", type=int, default=20,
+                   help="initial-sync: messages per room (default %(default)s)")
+    p.add_argument("--history-events", type=int, default=5000,
+                   help="messages: events to page back through (default %(default)s)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="messages: how many times to page through (default %(default)s)")
     p.add_argument("--server-pid", type=int,
                    help="report this process's CPU-seconds per 1,000 ops and its RSS")
     p.add_argument("--db-pid", type=int,
@@ -115,7 +130,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(
         concurrency=args.concurrency, requests=args.requests, duration=args.duration,
         warmup=args.warmup, members=args.members, history=args.history,
-        fill_concurrency=args.fill_concurrency,
+        fill_concurrency=args.fill_concurrency, receivers=args.receivers, rate=args.rate,
+        rooms=args.rooms, events_per_room=args.events_per_room,
+        history_events=args.history_events, repeat=args.repeat,
     )
     watch = ProcessWatch(args.server_pid, args.db_pid)
     pool = HttpPool(args.url, size=64)
@@ -125,7 +142,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in args.scenarios:
             log(f"scenario {name}")
-            rows = await SCENARIOS[name](client, watch, settings)
+            rows = await ALL_SCENARIOS[name](client, watch, settings)
             for row in rows:
                 log(f"{name}: {row['rate_per_s']} {row['unit']}/s, "
                     f"p50 {row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms")

@@ -27,6 +27,13 @@ class Settings:
     members: int
     history: list[int]
     fill_concurrency: int
+    # sync scenarios (tests/bench/sync_scenarios.py)
+    receivers: int = 100
+    rate: float = 10.0
+    rooms: int = 100
+    events_per_room: int = 20
+    history_events: int = 5000
+    repeat: int = 1
 
 
 @dataclass

@@ -1,0 +1,360 @@
+"""The `rooms` part of a /sync answer: joined, invited, left and knocked rooms.
+
+Which rooms appear: on an initial sync every room the user is joined to (and invited,
+knocked, and — with `include_leave` — left); on an incremental sync only rooms with new
+events, ephemeral changes, account data or a membership change of the user since the
+token. Finding the changed rooms costs O(changes): an in-memory map of each room's last
+event position answers without the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from handlers.filtering import FilterCollection, RoomEventFilter, apply_event_fields
+from homeserver.events import Event
+from homeserver.stream_token import StreamToken
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+
+StateMap = Mapping[tuple[str, str], str]
+
+#: state shown to invitees and knockers (the spec's recommended stripped state)
+STRIPPED_STATE_TYPES = frozenset({
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
+    "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
+})
+
+#: at most this many timeline loads per room while a filter discards events
+_MAX_TIMELINE_ROUNDS = 5
+
+
+@attrs.frozen(slots=True)
+class SyncRequest:
+    user_id: str
+    device_id: str | None
+    since: StreamToken | None
+    now: StreamToken
+    full_state: bool
+    filter: FilterCollection
+    ignored: frozenset[str]
+
+
+@attrs.frozen(slots=True)
+class _Timeline:
+    events: list[Event]
+    limited: bool
+    #: the stream position just before the first timeline event
+    start: int
+
+
+class RoomChangeCache:
+    """room ID -> the stream position of its newest event, for positions after `earliest`."""
+
+    def __init__(self, earliest: int) -> None:
+        self.earliest = earliest
+        self._last: dict[str, int] = {}
+
+    def on_event(self, event: Event, stream_ordering: int) -> None:
+        if stream_ordering > self._last.get(event.room_id, 0):
+            self._last[event.room_id] = stream_ordering
+
+    def changed_since(self, room_ids: Collection[str], since: int) -> set[str] | None:
+        """The rooms with events after `since`; None when the cache cannot tell."""
+        if since < self.earliest:
+            return None
+        last = self._last
+        return {r for r in room_ids if last.get(r, 0) > since}
+
+
+class RoomSyncBuilder:
+    def __init__(self, hs: HomeServer) -> None:
+        self._hs = hs
+        self._clock = hs.get_clock()
+        stores = hs.get_datastores()
+        self._events = stores.events
+        self._state = stores.state
+        self._members = stores.room_members
+        self._stream = stores.stream
+        self._reads = hs.get_room_read_handler()
+        self._visibility = hs.get_visibility_handler()
+        self._receipts = hs.get_receipts_handler()
+        self._typing = hs.get_typing_handler()
+        self._push = hs.get_push_rules_handler()
+        self._changes = RoomChangeCache(self._events.get_room_max_stream_ordering())
+        hs.get_event_creation_handler().add_persist_listener(self._changes.on_event)
+
+    def on_event_persisted(self, event: Event, stream_ordering: int) -> None:
+        """For events persisted by other paths (federation): keep the change map true."""
+        self._changes.on_event(event, stream_ordering)
+
+    async def rooms_to_watch(self, user_id: str) -> list[str]:
+        return [r.room_id for r in await self._members.get_rooms_for_local_user(user_id)]
+
+    async def build(self, req: SyncRequest,
+                    room_account_data: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        memberships = await self._members.get_rooms_for_local_user(
+            req.user_id, ("join", "invite", "knock", "leave", "ban"))
+        fc = req.filter
+        since_room = req.since.room if req.since else None
+        joined = [m for m in memberships if m.membership == "join"
+                  and fc.include_room(m.room_id)]
+        joined_ids = [m.room_id for m in joined]
+
+        ephemeral = await self._ephemeral(req, joined_ids)
+        # Rooms whose membership for this user changed since the token, and rooms with news.
+        newly: set[str] = set()
+        if since_room is not None:
+            newly = {m.room_id for m in memberships if since_room < m.stream_ordering
+                     <= req.now.room}
+            changed = self._changes.changed_since(joined_ids, since_room)
+            if changed is None:
+                changed = set(await self._stream.get_rooms_changed(
+                    joined_ids, since_room, req.now.room))
+            wanted = (changed | newly | set(ephemeral) | set(room_account_data)) \
+                & set(joined_ids)
+            if req.full_state:
+                wanted = set(joined_ids)
+        else:
+            wanted = set(joined_ids)
+
+        join: dict[str, Any] = {}
+        read_positions = await self._receipts.get_read_positions(req.user_id, wanted)
+        unread = await self._push.get_unread_counts(req.user_id, read_positions, wanted)
+        for m in joined:
+            if m.room_id not in wanted:
+                continue
+            fresh = since_room is None or m.room_id in newly or req.full_state
+            section = await self._joined_room(req, m.room_id, fresh)
+            section["ephemeral"] = {"events": fc.ephemeral.filter(
+                list(ephemeral.get(m.room_id, {}).values()))}
+            section["account_data"] = {"events": fc.room_account_data.filter(
+                room_account_data.get(m.room_id, []))}
+            counts = unread.get(m.room_id)
+            section["unread_notifications"] = {
+                "notification_count": counts.notification_count if counts else 0,
+                "highlight_count": counts.highlight_count if counts else 0,
+            }
+            if fc.timeline.unread_thread_notifications:
+                section["unread_thread_notifications"] = {
+                    thread: {"notification_count": n, "highlight_count": h}
+                    for thread, (n, h) in (counts.threads.items() if counts else ())}
+            join[m.room_id] = section
+
+        invite: dict[str, Any] = {}
+        knock: dict[str, Any] = {}
+        leave: dict[str, Any] = {}
+        for m in memberships:
+            if not fc.include_room(m.room_id) or m.membership == "join":
+                continue
+            is_new = since_room is None or m.room_id in newly
+            if m.membership in ("invite", "knock") and is_new:
+                stripped = await self._stripped_state(req, m.room_id, m.event_id)
+                if stripped is None:
+                    continue
+                if m.membership == "invite":
+                    invite[m.room_id] = {"invite_state": {"events": stripped}}
+                else:
+                    knock[m.room_id] = {"knock_state": {"events": stripped}}
+            elif m.membership in ("leave", "ban"):
+                if since_room is None and not fc.include_leave:
+                    continue
+                if since_room is not None and m.room_id not in newly:
+                    continue
+                left = await self._left_room(req, m.room_id, m.stream_ordering)
+                left["account_data"] = {"events": fc.room_account_data.filter(
+                    room_account_data.get(m.room_id, []))}
+                leave[m.room_id] = left
+        return {"join": join, "invite": invite, "leave": leave, "knock": knock}
+
+    # -- joined and left rooms --
+
+    async def _joined_room(self, req: SyncRequest, room_id: str, fresh: bool
+                           ) -> dict[str, Any]:
+        since_room = None if fresh else (req.since.room if req.since else None)
+        timeline = await self._timeline(req, room_id, since_room, req.now.room)
+        state = await self._state_section(req, room_id, timeline, fresh, since_room)
+        section = await self._room_body(req, timeline, state)
+        if fresh or any(e.type == "m.room.member" for e in (*timeline.events, *state)):
+            section["summary"] = await self._summary(req.user_id, room_id)
+        return section
+
+    async def _left_room(self, req: SyncRequest, room_id: str, left_at: int
+                         ) -> dict[str, Any]:
+        """A room the user left or was banned from: history up to the leave."""
+        since_room = req.since.room if req.since else None
+        timeline = await self._timeline(req, room_id, since_room, left_at)
+        fresh = since_room is None or req.full_state
+        state = await self._state_section(req, room_id, timeline, fresh, since_room)
+        return await self._room_body(req, timeline, state)
+
+    async def _room_body(self, req: SyncRequest, timeline: _Timeline,
+                         state: list[Event]) -> dict[str, Any]:
+        txn_ids: dict[str, str] = {}
+        if req.device_id is not None:
+            own = [e.event_id for e in timeline.events if e.sender == req.user_id]
+            if own:
+                txn_ids = await self._events.get_txn_ids_for_device(
+                    req.user_id, req.device_id, own)
+        prev_batch = req.now.replace(room=timeline.start).serialize()
+        return {
+            "timeline": {
+                "events": await self._serialize(req, timeline.events, txn_ids),
+                "limited": timeline.limited,
+                "prev_batch": prev_batch,
+            },
+            "state": {"events": await self._serialize(req, state)},
+        }
+
+    async def _serialize(self, req: SyncRequest, events: list[Event],
+                         txn_ids: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        fc = req.filter
+        if fc.event_format == "federation":
+            out = [dict(e.pdu_json) for e in events]
+        else:
+            out = await self._reads.serialize_events(events, txn_ids)
+        if fc.event_fields is not None:
+            out = [apply_event_fields(e, fc.event_fields) for e in out]
+        return out
+
+    async def _timeline(self, req: SyncRequest, room_id: str, since: int | None,
+                        upto: int) -> _Timeline:
+        """The newest `limit` visible events in (since, upto], and whether more exist."""
+        tl_filter: RoomEventFilter = req.filter.timeline
+        limit = max(tl_filter.limit, 0)
+        kept: list[Event] = []  # newest first
+        order: dict[str, int] = {}
+        upper = upto
+        limited = False
+        for _ in range(_MAX_TIMELINE_ROUNDS):
+            if len(kept) >= limit:
+                break
+            batch = max(limit - len(kept), 1) + 1
+            rows = await self._stream.get_room_events_between(
+                room_id, upper, since, "b", batch)
+            if not rows:
+                break
+            order.update(rows)
+            events = await self._events.get_events([e for e, _ in rows])
+            ordered = [events[e] for e, _ in rows if e in events]
+            visible = await self._visibility.filter_events_for_client(req.user_id, ordered)
+            visible = [e for e in visible if e.sender not in req.ignored
+                       or e.state_key is not None]
+            serialized = {e.event_id: _filter_view(e) for e in visible}
+            matching = [e for e in visible if tl_filter.matches(serialized[e.event_id])]
+            kept.extend(matching)
+            upper = rows[-1][1] - 1
+            if len(rows) < batch:
+                break
+        else:
+            limited = True
+        if len(kept) > limit:
+            kept = kept[:limit]
+            limited = True
+        elif len(kept) == limit and upper > (since or 0) and limit > 0:
+            # More may lie behind what we read: the client must paginate.
+            limited = limited or await self._has_events_between(room_id, since, upper)
+        kept.reverse()
+        if kept:
+            start = order[kept[0].event_id] - 1
+        else:
+            start = upto
+        return _Timeline(kept, limited or (limit == 0 and since is None), start)
+
+    async def _has_events_between(self, room_id: str, since: int | None, upper: int) -> bool:
+        rows = await self._stream.get_room_events_between(room_id, upper, since, "b", 1)
+        return bool(rows)
+
+    async def _state_at(self, room_id: str, pos: int) -> StateMap:
+        event_id = await self._stream.get_last_event_before(room_id, pos)
+        if event_id is None:
+            return {}
+        return await self._state.get_state_after_event(event_id) or {}
+
+    async def _state_section(self, req: SyncRequest, room_id: str, timeline: _Timeline,
+                             fresh: bool, since_room: int | None) -> list[Event]:
+        """State at the start of the timeline that the client does not know yet."""
+        st_filter = req.filter.state
+        lazy = st_filter.lazy_load_members
+        if not fresh and not timeline.limited and not lazy:
+            return []
+        at_start = await self._state_at(room_id, timeline.start)
+        if fresh:
+            wanted = dict(at_start)
+        elif timeline.limited:
+            assert since_room is not None
+            before = await self._state_at(room_id, since_room)
+            wanted = {k: v for k, v in at_start.items() if before.get(k) != v}
+        else:
+            wanted = {}
+        if lazy:
+            senders = {e.sender for e in timeline.events} | {req.user_id}
+            wanted = {k: v for k, v in wanted.items() if k[0] != "m.room.member"}
+            for sender in senders:
+                member = at_start.get(("m.room.member", sender))
+                if member is not None:
+                    wanted[("m.room.member", sender)] = member
+        in_timeline = {e.event_id for e in timeline.events}
+        ids = [v for v in wanted.values() if v not in in_timeline]
+        events = await self._events.get_events(ids)
+        state = [events[e] for e in ids if e in events]
+        return [e for e in state if st_filter.matches(_filter_view(e))]
+
+    async def _summary(self, user_id: str, room_id: str) -> dict[str, Any]:
+        counts = await self._members.get_member_counts(room_id)
+        summary: dict[str, Any] = {
+            "m.joined_member_count": counts.get("join", 0),
+            "m.invited_member_count": counts.get("invite", 0),
+        }
+        # Heroes: needed only when the room has no name and no canonical alias.
+        current = await self._state.get_current_state_ids(room_id)
+        if ("m.room.name", "") not in current and ("m.room.canonical_alias", "") not in current:
+            others = [u for u in await self._members.get_users_in_room(room_id)
+                      if u != user_id]
+            if len(others) < 5:
+                others += [u for u in await self._members.get_users_in_room(
+                    room_id, "invite") if u != user_id]
+            summary["m.heroes"] = others[:5]
+        return summary
+
+    async def _ephemeral(self, req: SyncRequest, room_ids: list[str]
+                         ) -> dict[str, dict[str, dict[str, Any]]]:
+        """room -> {"m.typing": event, "m.receipt": event} for rooms with changes."""
+        since = req.since
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        typing = self._typing.get_typing_for_sync(
+            room_ids, since.typing if since else None, req.now.typing)
+        for room_id, event in typing.items():
+            out.setdefault(room_id, {})["m.typing"] = event
+        receipts = await self._receipts.get_receipts_for_sync(
+            req.user_id, room_ids, since.receipt if since else None, req.now.receipt)
+        for room_id, event in receipts.items():
+            out.setdefault(room_id, {})["m.receipt"] = event
+        return out
+
+    async def _stripped_state(self, req: SyncRequest, room_id: str,
+                              member_event_id: str) -> list[dict[str, Any]] | None:
+        member = await self._events.get_event(member_event_id)
+        if member is None or member.sender in req.ignored:
+            return None
+        current = await self._state.get_current_state_ids(room_id)
+        ids = [v for (t, k), v in current.items() if t in STRIPPED_STATE_TYPES and k == ""]
+        events = await self._events.get_events(ids)
+        stripped = [_strip(events[e]) for e in ids if e in events]
+        stripped.append(_strip(member))
+        return stripped
+
+
+def _strip(event: Event) -> dict[str, Any]:
+    return {"type": event.type, "state_key": event.state_key, "sender": event.sender,
+            "content": dict(event.content)}
+
+
+def _filter_view(event: Event) -> dict[str, Any]:
+    """The fields event filters look at, without serialising the whole event."""
+    return {"type": event.type, "sender": event.sender, "room_id": event.room_id,
+            "content": event.content}
