@@ -23,6 +23,7 @@ from homeserver.push_rules import (
     merge_rules,
     rules_to_json,
 )
+from storage.caches import LruCache
 from storage.stores.push_rules import RuleWrite
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ class PushRulesHandler:
         self._store = stores.push_rules
         self._actions = stores.push_actions
         self._notifier = hs.get_notifier()
+        self._recent = stores.events.recent
+        # (user, room) -> (read position, counted up to, thread -> (notifs, highlights))
+        self._unread_cache: LruCache[tuple[str, str],
+                                     tuple[int, int, dict[str, tuple[int, int]]]] = \
+            LruCache(100_000)
 
     # -- /sync --
 
@@ -71,20 +77,44 @@ class PushRulesHandler:
         return await self._store.push_rules_changed(user_id, from_key)
 
     async def get_unread_counts(self, user_id: str, read_positions: Mapping[str, int],
-                                room_ids: Collection[str]) -> dict[str, UnreadCounts]:
-        """room -> unread counts after `read_positions[room]` (0 when absent). Rooms
-        without unread notifications are left out."""
-        raw = await self._actions.get_unread_counts(user_id, read_positions, room_ids)
-        out: dict[str, UnreadCounts] = {}
-        for room_id, by_thread in raw.items():
-            main = by_thread.get(MAIN_THREAD, (0, 0))
-            threads = {t: c for t, c in by_thread.items() if t != MAIN_THREAD}
-            out[room_id] = UnreadCounts(
-                notification_count=sum(n for n, _ in by_thread.values()),
-                highlight_count=sum(h for _, h in by_thread.values()),
-                threads=threads, main_notification_count=main[0],
-                main_highlight_count=main[1])
-        return out
+                                room_ids: Collection[str], upto: int | None = None
+                                ) -> dict[str, UnreadCounts]:
+        """room -> unread counts after `read_positions[room]` (0 when absent), counting
+        events up to the stream position `upto` (all when None). Rooms without unread
+        notifications are left out.
+
+        With `upto`, counts are cached per user and room and extended by the events after
+        the cached position only; a room without new events costs no query."""
+        if upto is None:
+            raw = await self._actions.get_unread_counts(user_id, read_positions, room_ids)
+            return {room: _unread(by_thread) for room, by_thread in raw.items() if by_thread}
+        result: dict[str, dict[str, tuple[int, int]]] = {}
+        lower: dict[str, int] = {}
+        base: dict[str, dict[str, tuple[int, int]]] = {}
+        for room_id in room_ids:
+            read = read_positions.get(room_id, 0)
+            cached = self._unread_cache.get((user_id, room_id))
+            if cached is not None and cached[0] == read and cached[1] <= upto:
+                if self._recent.last_position(room_id) <= cached[1]:
+                    result[room_id] = cached[2]
+                    continue
+                delta = self._recent.push_counts_between(room_id, user_id, cached[1], upto)
+                if delta is not None:
+                    merged = _add_counts(cached[2], delta)
+                    self._unread_cache.set((user_id, room_id), (read, upto, merged))
+                    result[room_id] = merged
+                    continue
+                lower[room_id], base[room_id] = cached[1], cached[2]
+            else:
+                lower[room_id], base[room_id] = read, {}
+        if lower:
+            raw = await self._actions.get_unread_counts(user_id, lower, lower.keys(), upto)
+            for room_id in lower:
+                merged = _add_counts(base[room_id], raw.get(room_id, {}))
+                self._unread_cache.set(
+                    (user_id, room_id), (read_positions.get(room_id, 0), upto, merged))
+                result[room_id] = merged
+        return {room: _unread(by_thread) for room, by_thread in result.items() if by_thread}
 
     # -- reading --
 
@@ -225,3 +255,21 @@ def _checked_actions(actions: Sequence[Any]) -> tuple[Any, ...]:
         return check_actions(list(actions))
     except ValueError as e:
         raise MatrixError(400, Codes.INVALID_PARAM, str(e)) from None
+
+
+def _unread(by_thread: Mapping[str, tuple[int, int]]) -> UnreadCounts:
+    main = by_thread.get(MAIN_THREAD, (0, 0))
+    return UnreadCounts(
+        notification_count=sum(n for n, _ in by_thread.values()),
+        highlight_count=sum(h for _, h in by_thread.values()),
+        threads={t: c for t, c in by_thread.items() if t != MAIN_THREAD},
+        main_notification_count=main[0], main_highlight_count=main[1])
+
+
+def _add_counts(a: Mapping[str, tuple[int, int]], b: Mapping[str, tuple[int, int]]
+                ) -> dict[str, tuple[int, int]]:
+    out = dict(a)
+    for thread, (n, h) in b.items():
+        old_n, old_h = out.get(thread, (0, 0))
+        out[thread] = (old_n + n, old_h + h)
+    return out

@@ -3,18 +3,19 @@
 Which rooms appear: on an initial sync every room the user is joined to (and invited,
 knocked, and — with `include_leave` — left); on an incremental sync only rooms with new
 events, ephemeral changes, account data or a membership change of the user since the
-token. Finding the changed rooms costs O(changes): an in-memory map of each room's last
-event position answers without the database.
+token. Finding the changed rooms and their new events needs no database for recent tokens: the
+events store keeps an index of each room's newest events (`storage/recent_events.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from handlers.filtering import FilterCollection, RoomEventFilter, apply_event_fields
+from handlers.push_rules import UnreadCounts
 from homeserver.events import Event
 from homeserver.stream_token import StreamToken
 
@@ -52,25 +53,6 @@ class _Timeline:
     start: int
 
 
-class RoomChangeCache:
-    """room ID -> the stream position of its newest event, for positions after `earliest`."""
-
-    def __init__(self, earliest: int) -> None:
-        self.earliest = earliest
-        self._last: dict[str, int] = {}
-
-    def on_event(self, event: Event, stream_ordering: int) -> None:
-        if stream_ordering > self._last.get(event.room_id, 0):
-            self._last[event.room_id] = stream_ordering
-
-    def changed_since(self, room_ids: Collection[str], since: int) -> set[str] | None:
-        """The rooms with events after `since`; None when the cache cannot tell."""
-        if since < self.earliest:
-            return None
-        last = self._last
-        return {r for r in room_ids if last.get(r, 0) > since}
-
-
 class RoomSyncBuilder:
     def __init__(self, hs: HomeServer) -> None:
         self._hs = hs
@@ -85,12 +67,7 @@ class RoomSyncBuilder:
         self._receipts = hs.get_receipts_handler()
         self._typing = hs.get_typing_handler()
         self._push = hs.get_push_rules_handler()
-        self._changes = RoomChangeCache(self._events.get_room_max_stream_ordering())
-        hs.get_event_creation_handler().add_persist_listener(self._changes.on_event)
-
-    def on_event_persisted(self, event: Event, stream_ordering: int) -> None:
-        """For events persisted by other paths (federation): keep the change map true."""
-        self._changes.on_event(event, stream_ordering)
+        self._recent = self._events.recent
 
     async def rooms_to_watch(self, user_id: str) -> list[str]:
         return [r.room_id for r in await self._members.get_rooms_for_local_user(user_id)]
@@ -106,44 +83,51 @@ class RoomSyncBuilder:
         joined_ids = [m.room_id for m in joined]
 
         ephemeral = await self._ephemeral(req, joined_ids)
+        room_data = {room: fc.room_account_data.filter(events)
+                     for room, events in room_account_data.items()}
         # Rooms whose membership for this user changed since the token, and rooms with news.
         newly: set[str] = set()
         if since_room is not None:
             newly = {m.room_id for m in memberships if since_room < m.stream_ordering
                      <= req.now.room}
-            changed = self._changes.changed_since(joined_ids, since_room)
+            changed = self._recent.rooms_changed(joined_ids, since_room)
             if changed is None:
                 changed = set(await self._stream.get_rooms_changed(
                     joined_ids, since_room, req.now.room))
-            wanted = (changed | newly | set(ephemeral) | set(room_account_data)) \
-                & set(joined_ids)
+            # Ephemeral and account data only count once filtered: what the filter hides
+            # must not end a long-poll with an empty room.
+            wanted = (changed | newly | {r for r, evs in ephemeral.items() if evs}
+                      | {r for r, evs in room_data.items() if evs}) & set(joined_ids)
             if req.full_state:
                 wanted = set(joined_ids)
         else:
             wanted = set(joined_ids)
 
-        join: dict[str, Any] = {}
         read_positions = await self._receipts.get_read_positions(req.user_id, wanted)
-        unread = await self._push.get_unread_counts(req.user_id, read_positions, wanted)
+        unread = await self._push.get_unread_counts(req.user_id, read_positions, wanted,
+                                                  req.now.room)
+        parts: dict[str, tuple[_Timeline, list[Event]]] = {}
         for m in joined:
             if m.room_id not in wanted:
                 continue
-            fresh = since_room is None or m.room_id in newly or req.full_state
-            section = await self._joined_room(req, m.room_id, fresh)
-            section["ephemeral"] = {"events": fc.ephemeral.filter(
-                list(ephemeral.get(m.room_id, {}).values()))}
-            section["account_data"] = {"events": fc.room_account_data.filter(
-                room_account_data.get(m.room_id, []))}
-            counts = unread.get(m.room_id)
-            section["unread_notifications"] = {
-                "notification_count": counts.notification_count if counts else 0,
-                "highlight_count": counts.highlight_count if counts else 0,
-            }
-            if fc.timeline.unread_thread_notifications:
-                section["unread_thread_notifications"] = {
-                    thread: {"notification_count": n, "highlight_count": h}
-                    for thread, (n, h) in (counts.threads.items() if counts else ())}
-            join[m.room_id] = section
+            # A newly joined room gets its recent history; `full_state` only resends state.
+            fresh = since_room is None or m.room_id in newly
+            timeline_since = None if fresh else since_room
+            timeline = await self._timeline(req, m.room_id, timeline_since, req.now.room)
+            state = await self._state_section(req, m.room_id, timeline,
+                                              fresh or req.full_state, timeline_since)
+            parts[m.room_id] = (timeline, state)
+        join = await self._room_bodies(req, parts)
+        lazy = fc.state.lazy_load_members
+        for room_id, section in join.items():
+            timeline, state = parts[room_id]
+            if lazy and (since_room is None or room_id in newly or any(
+                    e.type == "m.room.member" for e in (*timeline.events, *state))):
+                section["summary"] = await self._summary(req.user_id, room_id)
+            section["ephemeral"] = {"events": ephemeral.get(room_id, [])}
+            section["account_data"] = {"events": room_data.get(room_id, [])}
+            section.update(_unread_sections(unread.get(room_id),
+                                            fc.timeline.unread_thread_notifications))
 
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
@@ -166,22 +150,11 @@ class RoomSyncBuilder:
                 if since_room is not None and m.room_id not in newly:
                     continue
                 left = await self._left_room(req, m.room_id, m.stream_ordering)
-                left["account_data"] = {"events": fc.room_account_data.filter(
-                    room_account_data.get(m.room_id, []))}
+                left["account_data"] = {"events": room_data.get(m.room_id, [])}
                 leave[m.room_id] = left
         return {"join": join, "invite": invite, "leave": leave, "knock": knock}
 
     # -- joined and left rooms --
-
-    async def _joined_room(self, req: SyncRequest, room_id: str, fresh: bool
-                           ) -> dict[str, Any]:
-        since_room = None if fresh else (req.since.room if req.since else None)
-        timeline = await self._timeline(req, room_id, since_room, req.now.room)
-        state = await self._state_section(req, room_id, timeline, fresh, since_room)
-        section = await self._room_body(req, timeline, state)
-        if fresh or any(e.type == "m.room.member" for e in (*timeline.events, *state)):
-            section["summary"] = await self._summary(req.user_id, room_id)
-        return section
 
     async def _left_room(self, req: SyncRequest, room_id: str, left_at: int
                          ) -> dict[str, Any]:
@@ -190,25 +163,35 @@ class RoomSyncBuilder:
         timeline = await self._timeline(req, room_id, since_room, left_at)
         fresh = since_room is None or req.full_state
         state = await self._state_section(req, room_id, timeline, fresh, since_room)
-        return await self._room_body(req, timeline, state)
+        return (await self._room_bodies(req, {room_id: (timeline, state)}))[room_id]
 
-    async def _room_body(self, req: SyncRequest, timeline: _Timeline,
-                         state: list[Event]) -> dict[str, Any]:
+    async def _room_bodies(self, req: SyncRequest,
+                           parts: Mapping[str, tuple[_Timeline, list[Event]]]
+                           ) -> dict[str, dict[str, Any]]:
+        """Timeline and state sections of these rooms, serialised in one batch."""
         txn_ids: dict[str, str] = {}
         if req.device_id is not None:
-            own = [e.event_id for e in timeline.events if e.sender == req.user_id]
+            own = [e.event_id for timeline, _ in parts.values() for e in timeline.events
+                   if e.sender == req.user_id]
             if own:
                 txn_ids = await self._events.get_txn_ids_for_device(
                     req.user_id, req.device_id, own)
-        prev_batch = req.now.replace(room=timeline.start).serialize()
-        return {
-            "timeline": {
-                "events": await self._serialize(req, timeline.events, txn_ids),
-                "limited": timeline.limited,
-                "prev_batch": prev_batch,
-            },
-            "state": {"events": await self._serialize(req, state)},
-        }
+        everything = [e for timeline, state in parts.values()
+                      for e in (*timeline.events, *state)]
+        serialized = iter(await self._serialize(req, everything, txn_ids))
+        out: dict[str, dict[str, Any]] = {}
+        for room_id, (timeline, state) in parts.items():
+            timeline_events = [next(serialized) for _ in timeline.events]
+            state_events = [next(serialized) for _ in state]
+            out[room_id] = {
+                "timeline": {
+                    "events": timeline_events,
+                    "limited": timeline.limited,
+                    "prev_batch": req.now.replace(room=timeline.start).serialize(),
+                },
+                "state": {"events": state_events},
+            }
+        return out
 
     async def _serialize(self, req: SyncRequest, events: list[Event],
                          txn_ids: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
@@ -234,8 +217,10 @@ class RoomSyncBuilder:
             if len(kept) >= limit:
                 break
             batch = max(limit - len(kept), 1) + 1
-            rows = await self._stream.get_room_events_between(
-                room_id, upper, since, "b", batch)
+            rows = self._recent.events_between(room_id, since, upper, batch)
+            if rows is None:
+                rows = await self._stream.get_room_events_between(
+                    room_id, upper, since, "b", batch)
             if not rows:
                 break
             order.update(rows)
@@ -266,7 +251,9 @@ class RoomSyncBuilder:
         return _Timeline(kept, limited or (limit == 0 and since is None), start)
 
     async def _has_events_between(self, room_id: str, since: int | None, upper: int) -> bool:
-        rows = await self._stream.get_room_events_between(room_id, upper, since, "b", 1)
+        rows = self._recent.events_between(room_id, since, upper, 1)
+        if rows is None:
+            rows = await self._stream.get_room_events_between(room_id, upper, since, "b", 1)
         return bool(rows)
 
     async def _state_at(self, room_id: str, pos: int) -> StateMap:
@@ -322,19 +309,20 @@ class RoomSyncBuilder:
         return summary
 
     async def _ephemeral(self, req: SyncRequest, room_ids: list[str]
-                         ) -> dict[str, dict[str, dict[str, Any]]]:
-        """room -> {"m.typing": event, "m.receipt": event} for rooms with changes."""
+                         ) -> dict[str, list[dict[str, Any]]]:
+        """room -> its filtered `m.typing` / `m.receipt` events, for rooms with changes."""
         since = req.since
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+        out: dict[str, list[dict[str, Any]]] = {}
         typing = self._typing.get_typing_for_sync(
             room_ids, since.typing if since else None, req.now.typing)
         for room_id, event in typing.items():
-            out.setdefault(room_id, {})["m.typing"] = event
+            out.setdefault(room_id, []).append(event)
         receipts = await self._receipts.get_receipts_for_sync(
             req.user_id, room_ids, since.receipt if since else None, req.now.receipt)
         for room_id, event in receipts.items():
-            out.setdefault(room_id, {})["m.receipt"] = event
-        return out
+            out.setdefault(room_id, []).append(event)
+        ephemeral_filter = req.filter.ephemeral
+        return {room: ephemeral_filter.filter(events) for room, events in out.items()}
 
     async def _stripped_state(self, req: SyncRequest, room_id: str,
                               member_event_id: str) -> list[dict[str, Any]] | None:
@@ -347,6 +335,26 @@ class RoomSyncBuilder:
         stripped = [_strip(events[e]) for e in ids if e in events]
         stripped.append(_strip(member))
         return stripped
+
+
+def _unread_sections(counts: UnreadCounts | None, threaded: bool) -> dict[str, Any]:
+    """`unread_notifications` (main timeline only when threads are counted apart) and,
+    when asked for, `unread_thread_notifications`."""
+    if counts is None:
+        out: dict[str, Any] = {"unread_notifications": {"notification_count": 0,
+                                                        "highlight_count": 0}}
+    elif threaded:
+        out = {"unread_notifications": {
+            "notification_count": counts.main_notification_count,
+            "highlight_count": counts.main_highlight_count}}
+    else:
+        out = {"unread_notifications": {"notification_count": counts.notification_count,
+                                        "highlight_count": counts.highlight_count}}
+    if threaded:
+        out["unread_thread_notifications"] = {
+            thread: {"notification_count": n, "highlight_count": h}
+            for thread, (n, h) in (counts.threads.items() if counts else ())}
+    return out
 
 
 def _strip(event: Event) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class DataStores:
         self.state = StateStore(db)
         self.events = EventsStore(db, self.state)
         self.room_members = RoomMemberStore(db)
+        self.events.add_local_membership_listener(self.room_members.invalidate_rooms_for_user)
         self.rooms = RoomStore(db)
         self.push_rules = PushRulesStore(db)
         self.push_actions = PushActionsStore(db)

@@ -4,7 +4,7 @@ transaction, and reading events back (cached: events are immutable)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -13,6 +13,7 @@ from homeserver.events import Event
 from homeserver.room_versions import RoomVersion, get_room_version
 from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
+from storage.recent_events import RecentRoomEvents
 from storage.stores.push_actions import PushAction, insert_push_actions_txn
 from storage.stores.state import StateKey, StateStore
 from storage.stream import StreamIdGenerator
@@ -58,6 +59,15 @@ class EventsStore:
         self._event_cache: LruCache[str, Event] = LruCache(20_000)
         self._room_versions: dict[str, RoomVersion] = {}
         self._extremities_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
+        self._local_membership_listeners: list[Callable[[str], None]] = []
+        #: newest events per room, for /sync without the database
+        self.recent = RecentRoomEvents(self._stream_ids.get_current_token())
+        # event ID -> the redaction that applies to it, or "" for none known
+        self._redaction_cache: LruCache[str, str] = LruCache(50_000)
+
+    def add_local_membership_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(user_id)` after a local user's current membership changes."""
+        self._local_membership_listeners.append(listener)
 
     def get_room_max_stream_ordering(self) -> int:
         """The room-event stream position up to which every event is persisted."""
@@ -70,6 +80,12 @@ class EventsStore:
         with self._stream_ids.get_next() as stream_ordering:
             await self.db.run_interaction(
                 "persist_event", self._persist_event_txn, event, ctx, stream_ordering)
+            # Before the position is released: readers holding it must find the event.
+            self._event_cache.set(event.event_id, event)
+            if not ctx.outlier:
+                self.recent.add(event.room_id, event.event_id, stream_ordering, {
+                    user_id: (notify, highlight, thread_id or "main")
+                    for user_id, notify, highlight, thread_id in ctx.push_actions})
         return stream_ordering
 
     def _persist_event_txn(self, txn: Transaction, event: Event, ctx: PersistContext,
@@ -91,6 +107,8 @@ class EventsStore:
             "outlier": int(ctx.outlier), "rejected_reason": event.rejected_reason,
             "redacts": event.redacts,
         })
+        if event.redacts is not None:
+            txn.call_after(self._redaction_cache.invalidate, event.redacts)
         txn.executemany(
             "INSERT INTO event_edges (event_id, prev_event_id, room_id) VALUES (?, ?, ?)",
             [(event.event_id, p, room_id) for p in event.prev_event_ids])
@@ -145,6 +163,8 @@ class EventsStore:
                            {"user_id": event.state_key, "room_id": room_id},
                            {"event_id": event.event_id, "membership": membership,
                             "stream_ordering": stream_ordering, "forgotten": 0})
+                for listener in self._local_membership_listeners:
+                    txn.call_after(listener, event.state_key)
 
     # -- reading --
 
@@ -214,15 +234,29 @@ class EventsStore:
 
     async def get_redactions(self, event_ids: Collection[str]) -> dict[str, str]:
         """For each given event that a stored redaction targets: the redaction's event ID."""
-        if not event_ids:
-            return {}
-        marks = ", ".join("?" for _ in event_ids)
+        result: dict[str, str] = {}
+        missing: list[str] = []
+        for event_id in event_ids:
+            known = self._redaction_cache.get(event_id)
+            if known is None:
+                missing.append(event_id)
+            elif known:
+                result[event_id] = known
+        if not missing:
+            return result
+        seq = self._redaction_cache.sequence
+        marks = ", ".join("?" for _ in missing)
         rows = await self.db.execute(
             "get_redactions",
             f"SELECT redacts, event_id FROM events WHERE redacts IN ({marks})"
             " AND rejected_reason IS NULL ORDER BY stream_ordering",
-            *event_ids)
-        return {target: redaction for target, redaction in rows}
+            *missing)
+        found = {target: redaction for target, redaction in rows}
+        for event_id in missing:
+            self._redaction_cache.set(event_id, found.get(event_id, ""),
+                                      expected_sequence=seq)
+        result.update(found)
+        return result
 
     async def get_txn_ids_for_device(self, user_id: str, device_id: str,
                                      event_ids: Collection[str]) -> dict[str, str]:

@@ -10,6 +10,9 @@ from storage.database import DatabasePool, Transaction
 #: rooms per query (two bound parameters each; under SQLite's limit)
 _ROOM_BATCH = 400
 
+#: above any stream position (the upper bound when counting everything)
+_NO_LIMIT = 2**62
+
 #: (user_id, notify, highlight, thread_id) for one recipient of an event
 PushAction = tuple[str, bool, bool, str | None]
 
@@ -29,7 +32,7 @@ class PushActionsStore:
         self.db = db
 
     async def get_unread_counts(self, user_id: str, read_positions: Mapping[str, int],
-                                room_ids: Collection[str]
+                                room_ids: Collection[str], upto: int | None = None
                                 ) -> dict[str, dict[str, tuple[int, int]]]:
         """room -> thread ("main" or a root's event ID) -> (notifications, highlights)
         after the user's read position in that room (0 when absent). Rooms and threads
@@ -51,7 +54,9 @@ class PushActionsStore:
                     " SELECT e.room_id, e.thread_id, SUM(e.notif), SUM(e.highlight)"
                     " FROM rp JOIN event_push_actions e ON e.user_id = ?"
                     " AND e.room_id = rp.room_id AND e.stream_ordering > rp.pos"
-                    " GROUP BY e.room_id, e.thread_id", (*args, user_id))
+                    " AND e.stream_ordering <= ?"
+                    " GROUP BY e.room_id, e.thread_id",
+                    (*args, user_id, upto if upto is not None else _NO_LIMIT))
                 for room_id, thread_id, notif, highlight in rows:
                     out.setdefault(room_id, {})[thread_id or "main"] = (
                         int(notif or 0), int(highlight or 0))

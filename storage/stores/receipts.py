@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.stream import StreamIdGenerator
 
@@ -43,6 +44,9 @@ class ReceiptsStore:
     def __init__(self, db: DatabasePool) -> None:
         self.db = db
         self._stream_ids = StreamIdGenerator(db, "receipts", "stream_id")
+        # (user, room) -> read position for unread counts (0: no receipt); /sync reads it
+        # for every room it returns, so it must not cost a query each time.
+        self._read_positions: LruCache[tuple[str, str], int] = LruCache(100_000)
 
     def get_max_receipt_stream_id(self) -> int:
         """The receipt stream position up to which every change is persisted."""
@@ -74,6 +78,7 @@ class ReceiptsStore:
             await self.db.run_interaction(
                 "insert_receipt", self._insert_receipt_txn, stream_id, key, event_id,
                 event_stream_ordering, json.dumps(dict(data)))
+            self._read_positions.invalidate((user_id, room_id))
         return stream_id
 
     @staticmethod
@@ -127,12 +132,21 @@ class ReceiptsStore:
                                  room_ids: Collection[str]) -> dict[str, int]:
         """room -> highest event stream ordering of the user's unthreaded or "main"
         `m.read`/`m.read.private` receipts; rooms without one are absent."""
-        if not room_ids:
-            return {}
+        out: dict[str, int] = {}
+        missing: list[str] = []
+        for room_id in room_ids:
+            known = self._read_positions.get((user_id, room_id))
+            if known is None:
+                missing.append(room_id)
+            elif known:
+                out[room_id] = known
+        if not missing:
+            return out
+        seq = self._read_positions.sequence
 
         def _txn(txn: Transaction) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for chunk in _chunks(room_ids):
+            found: dict[str, int] = {}
+            for chunk in _chunks(missing):
                 marks = ", ".join("?" for _ in chunk)
                 rows = txn.select_all(
                     "SELECT room_id, MAX(event_stream_ordering) FROM receipts"
@@ -140,10 +154,15 @@ class ReceiptsStore:
                     " AND receipt_type IN (?, ?) AND thread_id IN ('', 'main')"
                     " GROUP BY room_id",
                     (user_id, *chunk, *READ_TYPES))
-                out.update({r[0]: int(r[1]) for r in rows})
-            return out
+                found.update({r[0]: int(r[1]) for r in rows})
+            return found
 
-        return await self.db.run_interaction("get_read_positions", _txn)
+        found = await self.db.run_interaction("get_read_positions", _txn)
+        for room_id in missing:
+            self._read_positions.set((user_id, room_id), found.get(room_id, 0),
+                                     expected_sequence=seq)
+        out.update(found)
+        return out
 
     async def get_thread_read_positions(self, user_id: str, room_id: str) -> dict[str, int]:
         """thread ID ("main" or a root's event ID) -> highest event stream ordering of the

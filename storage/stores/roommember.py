@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 import attrs
 
+from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 
 
@@ -20,18 +21,28 @@ class RoomForUser:
 class RoomMemberStore:
     def __init__(self, db: DatabasePool) -> None:
         self.db = db
+        # user -> every local_current_membership row of theirs, with its forgotten flag
+        self._rooms_cache: LruCache[str, list[tuple[RoomForUser, bool]]] = LruCache(50_000)
 
     async def get_rooms_for_local_user(
         self, user_id: str, memberships: Collection[str] = ("join",),
         include_forgotten: bool = False,
     ) -> list[RoomForUser]:
-        marks = ", ".join("?" for _ in memberships)
-        sql = (f"SELECT room_id, event_id, membership, stream_ordering"
-               f" FROM local_current_membership WHERE user_id = ? AND membership IN ({marks})")
-        if not include_forgotten:
-            sql += " AND forgotten = 0"
-        rows = await self.db.execute("get_rooms_for_local_user", sql, user_id, *memberships)
-        return [RoomForUser(r[0], r[1], r[2], int(r[3])) for r in rows]
+        rows = self._rooms_cache.get(user_id)
+        if rows is None:
+            seq = self._rooms_cache.sequence
+            fetched = await self.db.execute(
+                "get_rooms_for_local_user",
+                "SELECT room_id, event_id, membership, stream_ordering, forgotten"
+                " FROM local_current_membership WHERE user_id = ?", user_id)
+            rows = [(RoomForUser(r[0], r[1], r[2], int(r[3])), bool(r[4])) for r in fetched]
+            self._rooms_cache.set(user_id, rows, expected_sequence=seq)
+        return [room for room, forgotten in rows if room.membership in memberships
+                and (include_forgotten or not forgotten)]
+
+    def invalidate_rooms_for_user(self, user_id: str) -> None:
+        """Called after a local user's membership row changes (see EventsStore)."""
+        self._rooms_cache.invalidate(user_id)
 
     async def get_local_membership(self, user_id: str, room_id: str) -> RoomForUser | None:
         rows = await self.db.execute(
@@ -62,6 +73,7 @@ class RoomMemberStore:
             txn.execute(
                 "UPDATE local_current_membership SET forgotten = 1 WHERE user_id = ?"
                 " AND room_id = ? AND membership IN ('leave', 'ban')", (user_id, room_id))
+            txn.call_after(self.invalidate_rooms_for_user, user_id)
             return txn.rowcount > 0
 
         return await self.db.run_interaction("forget_room", _txn)

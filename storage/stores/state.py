@@ -93,10 +93,7 @@ class StateStore:
         txn.call_after(self._event_group_cache.set, event_id, group)
 
     async def get_state_group_for_event(self, event_id: str) -> int | None:
-        rows = await self.db.execute(
-            "get_state_group_for_event",
-            "SELECT state_group FROM event_to_state_groups WHERE event_id = ?", event_id)
-        return int(rows[0][0]) if rows else None
+        return (await self.get_state_groups_for_events([event_id])).get(event_id)
 
     async def get_state_after_event(self, event_id: str) -> Mapping[StateKey, str] | None:
         group = await self.get_state_group_for_event(event_id)
