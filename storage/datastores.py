@@ -38,6 +38,7 @@ class DataStores:
         self.events = EventsStore(db, self.state)
         self.room_members = RoomMemberStore(db)
         self.events.add_local_membership_listener(self.room_members.invalidate_rooms_for_user)
+        self.events.add_room_membership_listener(self.room_members.invalidate_room)
         self.rooms = RoomStore(db)
         self.push_rules = PushRulesStore(db)
         self.push_actions = PushActionsStore(db)

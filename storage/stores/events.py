@@ -60,6 +60,7 @@ class EventsStore:
         self._room_versions: dict[str, RoomVersion] = {}
         self._extremities_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
         self._local_membership_listeners: list[Callable[[str], None]] = []
+        self._room_membership_listeners: list[Callable[[str], None]] = []
         #: newest events per room, for /sync without the database
         self.recent = RecentRoomEvents(self._stream_ids.get_current_token())
         # event ID -> the redaction that applies to it, or "" for none known
@@ -68,6 +69,10 @@ class EventsStore:
     def add_local_membership_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(user_id)` after a local user's current membership changes."""
         self._local_membership_listeners.append(listener)
+
+    def add_room_membership_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(room_id)` after a room's current membership changes."""
+        self._room_membership_listeners.append(listener)
 
     def get_room_max_stream_ordering(self) -> int:
         """The room-event stream position up to which every event is persisted."""
@@ -142,6 +147,10 @@ class EventsStore:
         if group is not None:
             self._state.set_event_state_group_txn(txn, event.event_id, group)
 
+        if any(t == "m.room.member" for t, _ in (*ctx.current_state_updates,
+                                                 *ctx.current_state_removals)):
+            for room_listener in self._room_membership_listeners:
+                txn.call_after(room_listener, room_id)
         if ctx.current_state_updates or ctx.current_state_removals:
             self._state.update_current_state_txn(txn, room_id, ctx.current_state_updates,
                                                  list(ctx.current_state_removals))

@@ -23,6 +23,8 @@ class RoomMemberStore:
         self.db = db
         # user -> every local_current_membership row of theirs, with its forgotten flag
         self._rooms_cache: LruCache[str, list[tuple[RoomForUser, bool]]] = LruCache(50_000)
+        self._users_cache: LruCache[tuple[str, str], list[str]] = LruCache(20_000)
+        self._counts_cache: LruCache[str, dict[str, int]] = LruCache(20_000)
 
     async def get_rooms_for_local_user(
         self, user_id: str, memberships: Collection[str] = ("join",),
@@ -52,19 +54,38 @@ class RoomMemberStore:
         return RoomForUser(rows[0][0], rows[0][1], rows[0][2], int(rows[0][3])) if rows else None
 
     async def get_users_in_room(self, room_id: str, membership: str = "join") -> list[str]:
+        key = (room_id, membership)
+        cached = self._users_cache.get(key)
+        if cached is not None:
+            return list(cached)
+        seq = self._users_cache.sequence
         rows = await self.db.execute(
             "get_users_in_room",
             "SELECT state_key FROM current_state_events WHERE room_id = ?"
             " AND type = 'm.room.member' AND membership = ? ORDER BY state_key",
             room_id, membership)
-        return [r[0] for r in rows]
+        users = [r[0] for r in rows]
+        self._users_cache.set(key, users, expected_sequence=seq)
+        return list(users)
 
     async def get_member_counts(self, room_id: str) -> dict[str, int]:
+        cached = self._counts_cache.get(room_id)
+        if cached is not None:
+            return dict(cached)
+        seq = self._counts_cache.sequence
         rows = await self.db.execute(
             "get_member_counts",
             "SELECT membership, COUNT(*) FROM current_state_events WHERE room_id = ?"
             " AND type = 'm.room.member' GROUP BY membership", room_id)
-        return {r[0]: int(r[1]) for r in rows}
+        counts = {r[0]: int(r[1]) for r in rows}
+        self._counts_cache.set(room_id, counts, expected_sequence=seq)
+        return dict(counts)
+
+    def invalidate_room(self, room_id: str) -> None:
+        """Called after the room's current membership changes (see EventsStore)."""
+        self._counts_cache.invalidate(room_id)
+        for membership in ("join", "invite", "leave", "ban", "knock"):
+            self._users_cache.invalidate((room_id, membership))
 
     async def forget(self, user_id: str, room_id: str) -> bool:
         """Mark a left room forgotten; False if the user is still joined/invited there."""
