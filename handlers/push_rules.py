@@ -77,14 +77,17 @@ class PushRulesHandler:
         return await self._store.push_rules_changed(user_id, from_key)
 
     async def get_unread_counts(self, user_id: str, read_positions: Mapping[str, int],
-                                room_ids: Collection[str], upto: int | None = None
+                                room_ids: Collection[str], upto: int | None = None,
+                                thread_positions: Mapping[str, Mapping[str, int]] | None = None
                                 ) -> dict[str, UnreadCounts]:
         """room -> unread counts after `read_positions[room]` (0 when absent), counting
         events up to the stream position `upto` (all when None). Rooms without unread
         notifications are left out.
 
         With `upto`, counts are cached per user and room and extended by the events after
-        the cached position only; a room without new events costs no query."""
+        the cached position only; a room without new events costs no query.
+        `thread_positions` (room -> thread -> threaded receipt position) lowers the count
+        of each thread read further than the room as a whole."""
         if upto is None:
             raw = await self._actions.get_unread_counts(user_id, read_positions, room_ids)
             return {room: _unread(by_thread) for room, by_thread in raw.items() if by_thread}
@@ -114,7 +117,32 @@ class PushRulesHandler:
                 self._unread_cache.set(
                     (user_id, room_id), (read_positions.get(room_id, 0), upto, merged))
                 result[room_id] = merged
+        for room_id, threads in (thread_positions or {}).items():
+            if room_id in result:
+                result[room_id] = await self._minus_thread_reads(
+                    user_id, room_id, read_positions.get(room_id, 0), upto, threads,
+                    result[room_id])
         return {room: _unread(by_thread) for room, by_thread in result.items() if by_thread}
+
+    async def _minus_thread_reads(self, user_id: str, room_id: str, room_read: int, upto: int,
+                                  threads: Mapping[str, int],
+                                  counts: dict[str, tuple[int, int]]
+                                  ) -> dict[str, tuple[int, int]]:
+        """Counts after removing, per thread, what its threaded receipt marks read."""
+        out = dict(counts)
+        for thread, pos in threads.items():
+            until = min(pos, upto)
+            if thread not in out or until <= room_read:
+                continue
+            read = self._recent.push_counts_between(room_id, user_id, room_read, until)
+            if read is None:
+                raw = await self._actions.get_unread_counts(
+                    user_id, {room_id: room_read}, [room_id], until)
+                read = raw.get(room_id, {})
+            n, h = out[thread]
+            read_n, read_h = read.get(thread, (0, 0))
+            out[thread] = (max(0, n - read_n), max(0, h - read_h))
+        return out
 
     # -- reading --
 

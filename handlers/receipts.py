@@ -65,6 +65,12 @@ class ReceiptsHandler:
         notifications after it."""
         return await self._store.get_read_positions(user_id, room_ids)
 
+    async def get_thread_read_positions_for_rooms(self, user_id: str,
+                                                  room_ids: Collection[str]
+                                                  ) -> dict[str, dict[str, int]]:
+        """room -> thread -> the user's threaded read position (for unread counts)."""
+        return await self._store.get_thread_read_positions_bulk(user_id, room_ids)
+
     async def get_thread_read_positions(self, user_id: str, room_id: str) -> dict[str, int]:
         """thread ID ("main" or a thread root's event ID) -> stream ordering of the user's
         furthest threaded `m.read` / `m.read.private` receipt in that thread."""

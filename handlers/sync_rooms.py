@@ -104,8 +104,10 @@ class RoomSyncBuilder:
             wanted = set(joined_ids)
 
         read_positions = await self._receipts.get_read_positions(req.user_id, wanted)
+        thread_positions = await self._receipts.get_thread_read_positions_for_rooms(
+            req.user_id, wanted)
         unread = await self._push.get_unread_counts(req.user_id, read_positions, wanted,
-                                                  req.now.room)
+                                                  req.now.room, thread_positions)
         parts: dict[str, tuple[_Timeline, list[Event]]] = {}
         for m in joined:
             if m.room_id not in wanted:

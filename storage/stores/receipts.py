@@ -47,6 +47,7 @@ class ReceiptsStore:
         # (user, room) -> read position for unread counts (0: no receipt); /sync reads it
         # for every room it returns, so it must not cost a query each time.
         self._read_positions: LruCache[tuple[str, str], int] = LruCache(100_000)
+        self._thread_positions: LruCache[tuple[str, str], dict[str, int]] = LruCache(100_000)
 
     def get_max_receipt_stream_id(self) -> int:
         """The receipt stream position up to which every change is persisted."""
@@ -79,6 +80,7 @@ class ReceiptsStore:
                 "insert_receipt", self._insert_receipt_txn, stream_id, key, event_id,
                 event_stream_ordering, json.dumps(dict(data)))
             self._read_positions.invalidate((user_id, room_id))
+            self._thread_positions.invalidate((user_id, room_id))
         return stream_id
 
     @staticmethod
@@ -130,8 +132,9 @@ class ReceiptsStore:
 
     async def get_read_positions(self, user_id: str,
                                  room_ids: Collection[str]) -> dict[str, int]:
-        """room -> highest event stream ordering of the user's unthreaded or "main"
-        `m.read`/`m.read.private` receipts; rooms without one are absent."""
+        """room -> highest event stream ordering of the user's unthreaded
+        `m.read`/`m.read.private` receipts (they mark the whole room read up to there);
+        rooms without one are absent. Threaded receipts: `get_thread_read_positions_bulk`."""
         out: dict[str, int] = {}
         missing: list[str] = []
         for room_id in room_ids:
@@ -151,7 +154,7 @@ class ReceiptsStore:
                 rows = txn.select_all(
                     "SELECT room_id, MAX(event_stream_ordering) FROM receipts"
                     f" WHERE user_id = ? AND room_id IN ({marks})"
-                    " AND receipt_type IN (?, ?) AND thread_id IN ('', 'main')"
+                    " AND receipt_type IN (?, ?) AND thread_id = ''"
                     " GROUP BY room_id",
                     (user_id, *chunk, *READ_TYPES))
                 found.update({r[0]: int(r[1]) for r in rows})
@@ -174,6 +177,42 @@ class ReceiptsStore:
             " AND thread_id <> '' GROUP BY thread_id",
             user_id, room_id, *READ_TYPES)
         return {r[0]: int(r[1]) for r in rows}
+
+    async def get_thread_read_positions_bulk(self, user_id: str, room_ids: Collection[str]
+                                             ) -> dict[str, dict[str, int]]:
+        """room -> thread ("main" or a root) -> position of the user's threaded read
+        receipts; rooms without threaded receipts are absent. Cached per user and room."""
+        out: dict[str, dict[str, int]] = {}
+        missing: list[str] = []
+        for room_id in room_ids:
+            known = self._thread_positions.get((user_id, room_id))
+            if known is None:
+                missing.append(room_id)
+            elif known:
+                out[room_id] = known
+        if not missing:
+            return out
+        seq = self._thread_positions.sequence
+
+        def _txn(txn: Transaction) -> dict[str, dict[str, int]]:
+            found: dict[str, dict[str, int]] = {}
+            for chunk in _chunks(missing):
+                marks = ", ".join("?" for _ in chunk)
+                rows = txn.select_all(
+                    "SELECT room_id, thread_id, MAX(event_stream_ordering) FROM receipts"
+                    f" WHERE user_id = ? AND room_id IN ({marks})"
+                    " AND receipt_type IN (?, ?) AND thread_id <> ''"
+                    " GROUP BY room_id, thread_id", (user_id, *chunk, *READ_TYPES))
+                for room_id, thread_id, pos in rows:
+                    found.setdefault(room_id, {})[thread_id] = int(pos)
+            return found
+
+        found = await self.db.run_interaction("get_thread_read_positions_bulk", _txn)
+        for room_id in missing:
+            self._thread_positions.set((user_id, room_id), found.get(room_id, {}),
+                                       expected_sequence=seq)
+        out.update(found)
+        return out
 
     async def get_user_receipts(self, user_id: str, room_id: str) -> list[Receipt]:
         """Every current receipt of one user in one room (tests, admin)."""

@@ -215,9 +215,10 @@ class ReceiptsTestCase(RoomHelpers, HomeserverTestCase):
         self.assertEqual(set(content), {t2, self.e2, self.e1})
         self.assertEqual(self.get_success(self.handler.get_thread_read_positions(
             self.alice, self.room_id)), {root: self.ordering(t2), "main": self.ordering(self.e2)})
-        # Room read position: unthreaded and "main" only (not the thread's t2).
+        # Room read position: the unthreaded receipt only ("main" and threads are kept
+        # per thread).
         self.assertEqual(self.get_success(self.handler.get_read_positions(
-            self.alice, [self.room_id])), {self.room_id: self.ordering(self.e2)})
+            self.alice, [self.room_id])), {self.room_id: self.ordering(self.e1)})
 
     def test_thread_membership_checked(self) -> None:
         """thread_id must fit the event: 400 M_INVALID_PARAM otherwise."""

@@ -6,7 +6,6 @@ incremental sync, and for waking (only) the right long-polls.
 
 from __future__ import annotations
 
-import unittest
 from typing import Any
 
 from tests.api.room_helpers import CLIENT
@@ -361,13 +360,8 @@ class SyncStreamsTestCase(StreamSyncHelpers, HomeserverTestCase):
         self.assertEqual(self.counts(body), (0, 0))
         self.assertEqual(self.thread_counts(body, root), (0, 0))
 
-    @unittest.expectedFailure
     def test_threaded_receipt_clears_only_its_thread(self) -> None:
-        # BUG (storage/stores/receipts.py get_read_positions + storage/stores/
-        # push_actions.py get_unread_counts): only unthreaded and "main" receipts are used
-        # as the room's read position; a receipt with thread_id=<root> is ignored for
-        # counts. Spec (receipts module, "Threaded read receipts"): a threaded receipt
-        # marks its thread read up to the event. Expected thread count (0, 0), got (3, 1).
+        """A threaded receipt marks only its thread read (spec, threaded receipts)."""
         root = self.send_message(self.bob_token, self.room_id, "root")
         self.send_in_thread(self.bob_token, root, "one")
         self.send_in_thread(self.bob_token, root, "hey alice",
@@ -379,13 +373,8 @@ class SyncStreamsTestCase(StreamSyncHelpers, HomeserverTestCase):
         self.assertEqual(self.counts(body), (1, 0))  # the root, in the main timeline
         self.assertEqual(self.thread_counts(body, root), (0, 0))
 
-    @unittest.expectedFailure
     def test_main_receipt_leaves_thread_counts(self) -> None:
-        # BUG (storage/stores/receipts.py get_read_positions): a receipt with
-        # thread_id="main" is treated like an unthreaded one and clears every thread.
-        # Spec (receipts module): a threaded receipt on a main-timeline event marks only
-        # the main timeline read ("marking A as read ... would not mean that C, E, G, or H
-        # get marked as read"). Expected thread count (2, 0), got (0, 0).
+        """A "main" receipt marks only the main timeline read, not the threads."""
         root = self.send_message(self.bob_token, self.room_id, "root")
         self.send_in_thread(self.bob_token, root, "one")
         self.send_in_thread(self.bob_token, root, "two")
