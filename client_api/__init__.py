@@ -23,6 +23,7 @@ SERVLET_MODULES = (
     "client_api.versions",
     "rest.well_known",
     "rest.key_server",
+    "rest.key_query",
     "rest.federation_version",
     "client_api.room",
     "client_api.room_reads",

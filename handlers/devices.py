@@ -32,6 +32,7 @@ class DeviceHandler:
         self._devices = stores.devices
         self._tokens = stores.tokens
         self._to_device = stores.to_device
+        self._device_lists = hs.get_device_list_handler()
 
     # GET /_matrix/client/v3/devices
     async def get_devices(self, user_id: str) -> list[dict[str, Any]]:
@@ -66,13 +67,17 @@ class DeviceHandler:
                                                                   display_name)
         if not found:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown device")
+        if display_name is not None:
+            # The display name is part of the device keys other users see.
+            await self._device_lists.notify_device_change(user_id, [device_id])
 
     # DELETE /_matrix/client/v3/devices/{deviceId}, POST /_matrix/client/v3/delete_devices
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         """Delete the user's devices and their tokens; unknown IDs are ignored (the spec's
         "or had been removed previously")."""
-        await self._devices.delete_devices(user_id, sorted(set(device_ids)))
+        deleted = await self._devices.delete_devices(user_id, sorted(set(device_ids)))
         await self._to_device.delete_device_inboxes(user_id, sorted(set(device_ids)))
+        await self._device_lists.notify_device_change(user_id, deleted)
 
     async def delete_all_devices(self, user_id: str, except_device_id: str | None = None,
                                  except_token_id: int | None = None) -> None:
@@ -83,6 +88,7 @@ class DeviceHandler:
         """
         devices = await self._devices.get_devices(user_id)
         doomed = [d.device_id for d in devices if d.device_id != except_device_id]
-        await self._devices.delete_devices(user_id, doomed)
+        deleted = await self._devices.delete_devices(user_id, doomed)
         await self._to_device.delete_device_inboxes(user_id, doomed)
+        await self._device_lists.notify_device_change(user_id, deleted)
         await self._tokens.delete_tokens_for_user(user_id, except_token_id=except_token_id)

@@ -48,6 +48,7 @@ class LoginHandler:
         stores = hs.get_datastores()
         self._users = stores.users
         self._devices = stores.devices
+        self._device_lists = hs.get_device_list_handler()
         self._passwords = hs.get_password_handler()
         self._tokens = hs.get_token_handler()
         self._limits = hs.get_ratelimiters()
@@ -120,13 +121,17 @@ class LoginHandler:
         """Create (or reuse) the device and issue its tokens."""
         if device_id is not None and not 0 < len(device_id) <= MAX_DEVICE_ID_LENGTH:
             raise MatrixError(400, Codes.INVALID_PARAM, "Invalid device_id")
+        created = False
         if device_id is None:
             for _ in range(5):
                 device_id = random_device_id()
                 if await self._devices.store_device(user_id, device_id, display_name):
+                    created = True
                     break
         else:
-            await self._devices.store_device(user_id, device_id, display_name)
+            created = await self._devices.store_device(user_id, device_id, display_name)
         assert device_id is not None
+        if created:
+            await self._device_lists.notify_device_change(user_id, [device_id])
         tokens = await self._tokens.issue(user_id, device_id, refreshable)
         return Session(user_id, device_id, tokens)

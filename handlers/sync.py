@@ -52,6 +52,7 @@ class SyncHandler:
         self._presence = hs.get_presence_handler()
         self._to_device = hs.get_to_device_handler()
         self._push_rules = hs.get_push_rules_handler()
+        self._device_lists = hs.get_device_list_handler()
         self._rooms = RoomSyncBuilder(hs)
 
     def current_token(self) -> StreamToken:
@@ -63,6 +64,7 @@ class SyncHandler:
             account_data=self._account_data.get_current_key(),
             push_rules=self._push_rules.get_current_key(),
             to_device=self._to_device.get_current_key(),
+            device_list=self._device_lists.get_current_key(),
         )
 
     async def sync(self, params: SyncParams) -> dict[str, Any]:
@@ -121,13 +123,17 @@ class SyncHandler:
                 TO_DEVICE_LIMIT)
             next_batch = now.replace(to_device=upto)
 
+        changed, left = await self._device_lists.get_changes_for_sync(
+            user_id, since.device_list if since else None, since.room if since else None,
+            now.device_list, now.room)
+
         return {
             "next_batch": next_batch.serialize(),
             "rooms": rooms,
             "presence": {"events": fc.presence.filter(presence)},
             "account_data": {"events": fc.account_data.filter(global_data)},
             "to_device": {"events": to_device},
-            "device_lists": {"changed": [], "left": []},
+            "device_lists": {"changed": changed, "left": left},
             "device_one_time_keys_count": {},
         }
 
@@ -135,4 +141,5 @@ class SyncHandler:
 def _is_empty(result: dict[str, Any]) -> bool:
     rooms = result["rooms"]
     return not (any(rooms.values()) or result["presence"]["events"]
-                or result["account_data"]["events"] or result["to_device"]["events"])
+                or result["account_data"]["events"] or result["to_device"]["events"]
+                or result["device_lists"]["changed"] or result["device_lists"]["left"])

@@ -15,7 +15,7 @@ from homeserver.errors import ConfigError, MatrixError
 
 
 def _render_config(server_name: str, data_dir: str, http_port: int, bind: str,
-                   postgres: str | None) -> str:
+                   postgres: str | None, federation_port: int | None = None) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("res", ""), keep_trailing_newline=True, autoescape=False
     )
@@ -24,6 +24,7 @@ def _render_config(server_name: str, data_dir: str, http_port: int, bind: str,
         server_name=server_name,
         public_baseurl=f"http://{scheme_host}:{http_port}/",
         http_port=http_port,
+        federation_port=federation_port,
         bind=bind,
         data_dir=data_dir,
         postgres=parse_dsn(postgres) if postgres else None,
@@ -33,8 +34,10 @@ def _render_config(server_name: str, data_dir: str, http_port: int, bind: str,
 
 
 def generate_config(server_name: str, data_dir: str, http_port: int = 8008,
-                    bind: str = "127.0.0.1", postgres: str | None = None) -> str:
-    """Write DIR/homeserver.yaml and a new signing key; returns the config path."""
+                    bind: str = "127.0.0.1", postgres: str | None = None,
+                    federation_port: int | None = None) -> str:
+    """Write DIR/homeserver.yaml and a new signing key (and, with a federation port, a
+    self-signed TLS pair); returns the config path."""
     from homeserver.config import HomeServerConfig
     from homeserver.identifiers import is_valid_server_name
     from homeserver.keys import generate_signing_key_file
@@ -46,13 +49,18 @@ def generate_config(server_name: str, data_dir: str, http_port: int = 8008,
     config_path = os.path.join(data_dir, "homeserver.yaml")
     if os.path.exists(config_path):
         raise ConfigError(f"{config_path} already exists; not overwriting it")
-    text = _render_config(server_name, data_dir, http_port, bind, postgres)
+    text = _render_config(server_name, data_dir, http_port, bind, postgres, federation_port)
     import yaml
 
     HomeServerConfig.parse(yaml.safe_load(text), data_dir)  # the template must parse
     key_path = os.path.join(data_dir, f"{server_name}.signing.key")
     if not os.path.exists(key_path):
         generate_signing_key_file(key_path)
+    if federation_port is not None:
+        from homeserver.tls import generate_self_signed
+
+        generate_self_signed(os.path.join(data_dir, f"{server_name}.tls.crt"),
+                             os.path.join(data_dir, f"{server_name}.tls.key"), server_name)
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -104,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--http-port", type=int, default=8008)
     gen.add_argument("--bind", default="127.0.0.1")
     gen.add_argument("--postgres", metavar="DSN", help="use PostgreSQL (a libpq DSN)")
+    gen.add_argument("--federation-port", type=int, metavar="PORT",
+                     help="add a TLS federation listener (e.g. 8448) with a self-signed "
+                          "certificate for development")
 
     run_p = sub.add_parser("run", help="serve until SIGTERM/SIGINT")
     run_p.add_argument("-c", "--config", required=True)
@@ -124,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate-config":
             path = generate_config(args.server_name, args.data_dir, args.http_port, args.bind,
-                                   args.postgres)
+                                   args.postgres, args.federation_port)
             print(f"Wrote {path}")
             return 0
         if args.command == "run":

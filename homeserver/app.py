@@ -47,7 +47,16 @@ async def start_listeners(hs: HomeServer) -> list[Any]:
             prefixes += RESOURCE_PREFIXES.get(name, ())
         resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
                                   allowed_prefixes=prefixes)
-        site = AxonSite(resource, hs.config.max_request_body_size)
+        site: Any = AxonSite(resource, hs.config.max_request_body_size)
+        if listener.tls:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            from homeserver.tls import server_tls_options
+
+            assert hs.config.tls_certificate_path and hs.config.tls_private_key_path
+            options = server_tls_options(hs.config.tls_certificate_path,
+                                         hs.config.tls_private_key_path)
+            site = TLSMemoryBIOFactory(options, False, site)
         bound: set[str] = set()
         for address in listener.bind_addresses:
             interface = address.strip("[]")
@@ -63,8 +72,8 @@ async def start_listeners(hs: HomeServer) -> list[Any]:
                 raise
             bound.add(interface)
             ports.append(port)
-            logger.info("Listening on %s:%d (%s)", address, listener.port,
-                        ", ".join(listener.resources))
+            logger.info("Listening on %s:%d (%s%s)", address, listener.port,
+                        ", ".join(listener.resources), ", TLS" if listener.tls else "")
     return ports
 
 

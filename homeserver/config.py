@@ -7,6 +7,8 @@ unknown top-level key is logged as a warning naming it; a bad value of a known k
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import logging
 import os
 import re
@@ -233,6 +235,46 @@ class DatabaseConfig:
 
 
 @attrs.frozen(slots=True)
+class TrustedKeyServer:
+    """One `trusted_key_servers` entry (Synapse's format): a notary the key ring asks for
+    remote keys when the server itself does not answer."""
+
+    server_name: str
+    #: key ID -> unpadded base64 ed25519 key; empty: the notary's own keys are fetched
+    verify_keys: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse_list(cls, key: str, value: Any) -> tuple[TrustedKeyServer, ...]:
+        _expect(isinstance(value, list), key, "a list of {server_name, verify_keys}", value)
+        servers = []
+        for i, item in enumerate(value):
+            where = f"{key}[{i}]"
+            section = _mapping(where, item)
+            name = _get(section, f"{where}.", "server_name", _str, _MISSING)
+            _expect(name is not _MISSING, f"{where}.server_name", "a server name", name)
+            keys = _get(section, f"{where}.", "verify_keys", _mapping, {})
+            for key_id, b64 in keys.items():
+                _expect(isinstance(key_id, str) and key_id.startswith("ed25519:")
+                        and isinstance(b64, str) and _is_ed25519_key(b64),
+                        f"{where}.verify_keys", "ed25519:<version>: <base64 public key>",
+                        f"{key_id}: {b64}")
+            servers.append(cls(server_name=name, verify_keys=tuple(sorted(keys.items()))))
+        return tuple(servers)
+
+
+def _is_ed25519_key(b64: str) -> bool:
+    try:
+        raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 32
+
+
+#: Synapse's default notary.
+DEFAULT_TRUSTED_KEY_SERVERS = (TrustedKeyServer(server_name="matrix.org"),)
+
+
+@attrs.frozen(slots=True)
 class PasswordPolicy:
     minimum_length: int = 0
     require_digit: bool = False
@@ -271,6 +313,34 @@ class PasswordConfig:
         )
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Synapse's default `ip_range_blacklist`: loopback, private, CGNAT, link-local, test,
+#: multicast and site-local ranges, so outbound requests cannot reach the local network.
+DEFAULT_IP_RANGE_BLACKLIST: tuple[str, ...] = (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "192.0.0.0/24", "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7",
+    "2001:db8::/32", "ff00::/8", "fec0::/10",
+)
+
+
+def parse_ip_ranges(key: str, value: Any) -> tuple[IPNetwork, ...]:
+    """A list of CIDR ranges or single addresses (`10.0.0.0/8`, `::1`), as in Synapse."""
+    _expect(isinstance(value, list | tuple), key, "a list of IP ranges", value)
+    ranges: list[IPNetwork] = []
+    for i, item in enumerate(value):
+        try:
+            if not isinstance(item, str):
+                raise TypeError
+            ranges.append(ipaddress.ip_network(item, strict=False))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"Config key '{key}[{i}]': expected an IP range like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(ranges)
+
+
 # Keys of Synapse's config that we understand; anything else gets a warning.
 KNOWN_KEYS = frozenset({
     "server_name", "public_baseurl", "listeners", "database", "signing_key_path",
@@ -282,7 +352,8 @@ KNOWN_KEYS = frozenset({
     "allow_guest_access", "key_refresh_interval", "old_signing_keys",
     "trusted_key_servers", "suppress_key_server_warning", "macaroon_secret_key", "form_secret",
     "max_request_body_size", "web_client_location", "admin_contact",
-    "presence",
+    "presence", "ip_range_blacklist", "ip_range_whitelist",
+    "tls_certificate_path", "tls_private_key_path", "federation_verify_certificates",
 })
 
 
@@ -316,6 +387,19 @@ class HomeServerConfig:
     pid_file: str | None
     #: Synapse's `presence.enabled`: when false, presence is neither stored nor sent
     presence_enabled: bool = True
+    #: outbound federation/HTTP may not connect to these (Synapse's `ip_range_blacklist`)
+    ip_range_blacklist: tuple[IPNetwork, ...] = parse_ip_ranges(
+        "ip_range_blacklist", DEFAULT_IP_RANGE_BLACKLIST)
+    #: exceptions to `ip_range_blacklist` (Synapse's `ip_range_whitelist`)
+    ip_range_whitelist: tuple[IPNetwork, ...] = ()
+    #: notaries for remote server keys (`trusted_key_servers`, Synapse's format)
+    trusted_key_servers: tuple[TrustedKeyServer, ...] = DEFAULT_TRUSTED_KEY_SERVERS
+
+    #: certificate chain and key (PEM) for listeners with `tls: true`
+    tls_certificate_path: str | None = None
+    tls_private_key_path: str | None = None
+    #: check remote servers' TLS certificates (off only for test set-ups)
+    federation_verify_certificates: bool = True
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], config_dir: str) -> HomeServerConfig:
@@ -334,6 +418,12 @@ class HomeServerConfig:
 
         def path(key: str, default: str) -> str:
             value = _get(raw, "", key, _str, default)
+            return value if os.path.isabs(value) else os.path.join(config_dir, value)
+
+        def opt_path(key: str) -> str | None:
+            value = _get(raw, "", key, _opt_str, None)
+            if value is None:
+                return None
             return value if os.path.isabs(value) else os.path.join(config_dir, value)
 
         listeners_raw = raw.get("listeners")
@@ -372,6 +462,14 @@ class HomeServerConfig:
                 "or, to allow it anyway, set enable_registration_without_verification: true."
             )
 
+        if any(listener.tls for listener in listeners) and not (
+                raw.get("tls_certificate_path") and raw.get("tls_private_key_path")):
+            raise ConfigError(
+                "Config key 'listeners': a listener has 'tls: true', so "
+                "'tls_certificate_path' and 'tls_private_key_path' must be set "
+                "(python -m homeserver generate-config --federation-port makes a "
+                "self-signed pair for development)")
+
         return cls(
             server_name=server_name,
             public_baseurl=public_baseurl,
@@ -403,7 +501,17 @@ class HomeServerConfig:
                 raw, "", "key_refresh_interval", parse_duration_ms, 86_400_000),
             media_store_path=path("media_store_path", "media_store"),
             pid_file=_get(raw, "", "pid_file", _opt_str, None),
+            tls_certificate_path=opt_path("tls_certificate_path"),
+            tls_private_key_path=opt_path("tls_private_key_path"),
+            federation_verify_certificates=_get(
+                raw, "", "federation_verify_certificates", _bool, True),
             presence_enabled=_get(presence, "presence.", "enabled", _bool, True),
+            ip_range_blacklist=_get(raw, "", "ip_range_blacklist", parse_ip_ranges,
+                                    parse_ip_ranges("ip_range_blacklist",
+                                                    DEFAULT_IP_RANGE_BLACKLIST)),
+            ip_range_whitelist=_get(raw, "", "ip_range_whitelist", parse_ip_ranges, ()),
+            trusted_key_servers=_get(raw, "", "trusted_key_servers", TrustedKeyServer.parse_list,
+                                     DEFAULT_TRUSTED_KEY_SERVERS),
         )
 
     @classmethod

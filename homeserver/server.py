@@ -16,11 +16,15 @@ from homeserver.clock import Clock
 from homeserver.config import HomeServerConfig
 
 if TYPE_CHECKING:
+    from federation.client import FederationClient
+    from federation.keyring import KeyRing
+    from federation.transport.server import FederationAuth
     from handlers.account import AccountHandler
     from handlers.account_data import AccountDataHandler
     from handlers.admin_register import SharedSecretRegistrationHandler
     from handlers.auth import AuthHandler
     from handlers.bulk_push import BulkPushRuleEvaluator
+    from handlers.device_lists import DeviceListHandler
     from handlers.devices import DeviceHandler
     from handlers.directory import DirectoryHandler
     from handlers.event_creation import EventCreationHandler
@@ -166,6 +170,33 @@ class HomeServer:
         return read_signing_key(self.config.signing_key_path)
 
     @_part
+    def get_keyring(self) -> KeyRing:
+        from federation.keyring import KeyRing
+
+        keyring = KeyRing(self)
+        client = self.get_federation_client()
+
+        async def fetch(server_name: str, path: str, body: dict[str, Any] | None) -> Any:
+            if body is None:
+                return await client.request(server_name, "GET", path, sign=False)
+            return await client.request(server_name, "POST", path, content=body, sign=False)
+
+        keyring.set_fetcher(fetch)
+        return keyring
+
+    @_part
+    def get_federation_client(self) -> FederationClient:
+        from federation.client import FederationClient
+
+        return FederationClient(self)
+
+    @_part
+    def get_federation_auth(self) -> FederationAuth:
+        from federation.transport.server import FederationAuth
+
+        return FederationAuth(self)
+
+    @_part
     def get_router(self) -> Router:
         from client_api import register_all_servlets
         from rest.http import Router
@@ -246,6 +277,12 @@ class HomeServer:
         from handlers.devices import DeviceHandler
 
         return DeviceHandler(self)
+
+    @_part
+    def get_device_list_handler(self) -> DeviceListHandler:
+        from handlers.device_lists import DeviceListHandler
+
+        return DeviceListHandler(self)
 
     @_part
     def get_profile_handler(self) -> ProfileHandler:

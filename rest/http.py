@@ -55,6 +55,8 @@ class HttpRequest:
     request_id: str = "-"
     #: set by `Auth.get_user_by_req` once the access token is checked
     requester: Any = None
+    #: the request target exactly as sent (path and query), which X-Matrix signatures cover
+    uri: str = ""
 
     @property
     def user_agent(self) -> str:

@@ -104,6 +104,7 @@ class RouterResource(resource.Resource):
             http_request = HttpRequest(
                 method=method, path=path, query=query, headers=headers, body=body,
                 client_ip=self._client_ip(request), request_id=request_id,
+                uri=request.uri.decode("ascii", "replace"),
             )
             response = await self._router.handle(http_request)
         logger.info("%s %s %s -> %d", request_id, method, path, response.code)

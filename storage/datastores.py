@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from storage.database import DatabasePool
 from storage.stores.account_data import AccountDataStore
+from storage.stores.destinations import DestinationsStore
+from storage.stores.device_lists import DeviceListStore
 from storage.stores.devices import DeviceStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
@@ -15,6 +17,7 @@ from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
+from storage.stores.server_keys import ServerKeysStore
 from storage.stores.state import StateStore
 from storage.stores.stream import StreamStore
 from storage.stores.to_device import ToDeviceStore
@@ -31,6 +34,7 @@ class DataStores:
         self.users = UserStore(db)
         self.tokens = TokenStore(db)
         self.devices = DeviceStore(db, self.tokens)
+        self.device_lists = DeviceListStore(db)
         self.ui_auth = UIAuthStore(db)
         self.profiles = ProfileStore(db)
         self.registration_tokens = RegistrationTokenStore(db)
@@ -48,3 +52,5 @@ class DataStores:
         self.filters = FilterStore(db)
         self.stream = StreamStore(db)
         self.account_data = AccountDataStore(db)
+        self.server_keys = ServerKeysStore(db)
+        self.destinations = DestinationsStore(db)

@@ -179,7 +179,7 @@ class HomeserverTestCase(unittest.TestCase):
         request = HttpRequest(
             method=method, path=parsed.path,
             query=urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
-            headers=hdrs, body=body, client_ip=client_ip,
+            headers=hdrs, body=body, client_ip=client_ip, uri=path,
         )
         channel = FakeChannel()
         d = defer.ensureDeferred(self.router.handle(request))

@@ -76,14 +76,22 @@ class DeviceStore:
             ts, ip, user_agent, user_id, device_id,
         )
 
-    async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
-        """Delete devices and every token issued to them, in one transaction."""
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> list[str]:
+        """Delete devices and every token issued to them, in one transaction.
 
-        def _txn(txn: Transaction) -> None:
+        Returns:
+            the IDs of the devices that existed (the device-list stream announces them).
+        """
+
+        def _txn(txn: Transaction) -> list[str]:
             self._tokens.invalidate_after_txn(txn)
+            deleted: list[str] = []
             for device_id in device_ids:
                 for table in ("devices", "access_tokens", "refresh_tokens"):
                     txn.execute(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?",
                                 (user_id, device_id))
+                    if table == "devices" and txn.rowcount > 0:
+                        deleted.append(device_id)
+            return deleted
 
-        await self.db.run_interaction("delete_devices", _txn)
+        return await self.db.run_interaction("delete_devices", _txn)

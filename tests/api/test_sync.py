@@ -184,6 +184,20 @@ class SyncTestCase(SyncHelpers, HomeserverTestCase):
         self.assertEqual(channel.code, 200, channel.result)
         self.assertEqual(channel.json_body["rooms"]["join"], {})
 
+    def test_device_list_changes_of_room_mates(self) -> None:
+        """A room-mate's new device wakes a long-poll and lands in device_lists.changed."""
+        self.join(self.bob, self.room_id)
+        token = self.sync(self.alice_token)["next_batch"]
+        channel = self.sync_request(self.alice_token, since=token, timeout=30000)
+        self.login("bob", device_id="NEWPHONE")
+        self.pump()
+        self.assertEqual(channel.code, 200, channel.result)
+        self.assertEqual(channel.json_body["device_lists"], {"changed": [self.bob], "left": []})
+        token = channel.json_body["next_batch"]
+        self.leave(self.bob, self.room_id)
+        body = self.sync(self.alice_token, since=token)
+        self.assertEqual(body["device_lists"]["left"], [self.bob])
+
     # -- membership sections --
 
     def test_invite_join_leave_sections(self) -> None:

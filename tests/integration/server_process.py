@@ -41,7 +41,8 @@ class ServerProcess:
     """A configured, startable server. `engine` is "sqlite3" or "psycopg2"."""
 
     def __init__(self, engine: str = "sqlite3", server_name: str = "localhost",
-                 config_overrides: dict[str, Any] | None = None) -> None:
+                 config_overrides: dict[str, Any] | None = None,
+                 federation_tls: bool = False) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="axon-it-")
         self.data_dir = self._tmp.name
         self.port = free_port()
@@ -53,6 +54,11 @@ class ServerProcess:
         if engine == "psycopg2":
             self._pg_args = postgres.create_empty_database()
             args += ["--postgres", postgres.to_dsn(self._pg_args)]
+        #: the TLS federation listener (a self-signed certificate), when asked for
+        self.federation_port: int | None = None
+        if federation_tls:
+            self.federation_port = free_port()
+            args += ["--federation-port", str(self.federation_port)]
         run_cli(*args)
         self.config_path = os.path.join(self.data_dir, "homeserver.yaml")
         with open(self.config_path) as f:

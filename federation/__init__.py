@@ -1,0 +1,1 @@
+"""The server-server API: key ring, and (to come) transport, sender and inbound PDU handling."""

@@ -1,0 +1,1 @@
+"""The server-server API as served by us: request authentication and the servlets."""
