@@ -139,14 +139,36 @@ class DirectoryHandler:
             MatrixError: 400 M_INVALID_PARAM, 404 M_NOT_FOUND (unknown or remote alias).
         """
         parsed = RoomAlias.parse(alias)
-        mapping = await self._rooms.get_alias(alias) \
-            if parsed.domain == self._server_name else None
+        if parsed.domain != self._server_name:
+            return await self._resolve_remote_alias(alias, parsed.domain)
+        mapping = await self._rooms.get_alias(alias)
         if mapping is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
         room_id = mapping[0]
         joined = await self._members.get_users_in_room(room_id)
         others = sorted({u.rsplit(":", 1)[-1] for u in joined} - {self._server_name})
         return {"room_id": room_id, "servers": [self._server_name, *others]}
+
+    async def _resolve_remote_alias(self, alias: str, server: str) -> dict[str, Any]:
+        """Ask the alias's server (federation `query/directory`)."""
+        from federation.client import FederationRequestError
+
+        try:
+            answer = await self._hs.get_federation_client().get_json(
+                server, "/_matrix/federation/v1/query/directory", {"room_alias": alias},
+                timeout=15)
+        except FederationRequestError as e:
+            if e.code == 404:
+                raise MatrixError(404, Codes.NOT_FOUND,
+                                  f"Room alias {alias} not found") from None
+            raise MatrixError(502, Codes.UNKNOWN, f"Could not ask {server} about {alias}") \
+                from None
+        room_id, servers = (answer.get("room_id"), answer.get("servers")) \
+            if isinstance(answer, dict) else (None, None)
+        if not isinstance(room_id, str) or not isinstance(servers, list) \
+                or not all(isinstance(x, str) for x in servers):
+            raise MatrixError(502, Codes.UNKNOWN, f"Bad directory answer from {server}")
+        return {"room_id": room_id, "servers": servers}
 
     # DELETE /_matrix/client/v3/directory/room/{roomAlias}
     async def delete_alias(self, user_id: str, alias: str) -> None:
@@ -283,8 +305,7 @@ class DirectoryHandler:
         if query.server is not None and query.server != self._server_name:
             if not is_valid_server_name(query.server):
                 raise MatrixError(400, Codes.INVALID_PARAM, "Invalid server name")
-            raise MatrixError(404, Codes.NOT_FOUND,
-                              "Room directories of other servers are not available")
+            return await self._remote_public_rooms(query)
         if query.include_all_networks and query.third_party_instance_id is not None:
             raise MatrixError(400, Codes.INVALID_PARAM,
                               "Can't use include_all_networks with an explicit network")
@@ -316,6 +337,32 @@ class DirectoryHandler:
             if has_prev:
                 response["prev_batch"] = _encode_token(False, first.key)
         return response
+
+    async def _remote_public_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]:
+        """Another server's directory, through its federation `/publicRooms`."""
+        from federation.client import FederationRequestError
+
+        assert query.server is not None
+        body: dict[str, Any] = {"include_all_networks": query.include_all_networks}
+        if query.limit:
+            body["limit"] = query.limit
+        if query.since:
+            body["since"] = query.since
+        if query.search_term:
+            body["filter"] = {"generic_search_term": query.search_term}
+        if query.room_types is not None:
+            body.setdefault("filter", {})["room_types"] = list(query.room_types)
+        if query.third_party_instance_id is not None:
+            body["third_party_instance_id"] = query.third_party_instance_id
+        try:
+            answer = await self._hs.get_federation_client().post_json(
+                query.server, "/_matrix/federation/v1/publicRooms", body, timeout=20)
+        except FederationRequestError as e:
+            raise MatrixError(502, Codes.UNKNOWN,
+                              f"Could not get the room directory of {query.server}") from e
+        if not isinstance(answer, dict) or not isinstance(answer.get("chunk"), list):
+            raise MatrixError(502, Codes.UNKNOWN, f"Bad room directory from {query.server}")
+        return answer
 
     async def _published_rooms(self) -> list[_PublicRoom]:
         """Every published room that may be listed: joined members and a public, knock

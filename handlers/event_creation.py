@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from handlers.state import StateKey
+from handlers.state import StateBefore, StateKey
 from homeserver.async_utils import Linearizer
 from homeserver.errors import Codes, MatrixError
 from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
@@ -58,6 +58,8 @@ class SentEvent:
 
 
 PersistListener = Callable[[Event, int], Any]
+#: (invite event, state before it) -> the invite countersigned by the invitee's server
+RemoteInviteSender = Callable[[Event, Mapping[StateKey, str]], Awaitable[Event]]
 
 
 class EventCreationHandler:
@@ -73,6 +75,12 @@ class EventCreationHandler:
         self._listeners: list[PersistListener] = []
         self._last_create_ts = 0
         self._bulk_push = hs.get_bulk_push_rule_evaluator()
+        self._remote_invite_sender: RemoteInviteSender | None = None
+
+    def room_lock(self, room_id: str) -> Any:
+        """The per-room lock serialising every change to a room's graph (an async context
+        manager); remote events take it too."""
+        return self._linearizer.queue(room_id)
 
     def add_persist_listener(self, listener: PersistListener) -> None:
         """Call `listener(event, stream_ordering)` after each local event is persisted."""
@@ -112,8 +120,25 @@ class EventCreationHandler:
             listener(sent.event, sent.stream_ordering)
         return sent
 
-    async def _build_and_persist(self, spec: EventSpec, room_version: RoomVersion,
-                                 creating: bool) -> SentEvent:
+    def set_remote_invite_sender(self, sender: RemoteInviteSender) -> None:
+        """Have invites of remote users countersigned by their server before persisting
+        (federation wires this: `PUT /v2/invite`)."""
+        self._remote_invite_sender = sender
+
+    async def build_event_template(self, spec: EventSpec, room_version: RoomVersion
+                                   ) -> tuple[dict[str, Any], dict[StateKey, Event]]:
+        """The unhashed, unsigned PDU of an event in an existing room (prev events, auth
+        events and depth from the current extremities and state) and its auth events by
+        state key: what `make_join`/`make_leave` answer other servers with.
+
+        Raises:
+            MatrixError: 404 M_NOT_FOUND when the room has no forward extremities.
+        """
+        pdu, auth_map, _ = await self._prepare_pdu(spec, room_version, creating=False)
+        return pdu, auth_map
+
+    async def _prepare_pdu(self, spec: EventSpec, room_version: RoomVersion, creating: bool
+                           ) -> tuple[dict[str, Any], dict[StateKey, Event], StateBefore]:
         if creating:
             extremities: list[tuple[str, int]] = []
         else:
@@ -137,6 +162,11 @@ class EventCreationHandler:
             [e for key, e in auth_map.items()
              if not (room_version.room_id_from_create_event and key == ("m.room.create", ""))],
             room_version)
+        return pdu, auth_map, before
+
+    async def _build_and_persist(self, spec: EventSpec, room_version: RoomVersion,
+                                 creating: bool) -> SentEvent:
+        pdu, auth_map, before = await self._prepare_pdu(spec, room_version, creating)
         pdu = add_content_hash(pdu)
         pdu = sign_event(pdu, self._server_name, self._hs.get_signing_key(), room_version)
         try:
@@ -150,6 +180,10 @@ class EventCreationHandler:
             check_auth_rules(event, auth_map)
         except AuthError as e:
             raise MatrixError(403, Codes.FORBIDDEN, e.msg) from None
+        if self._remote_invite_sender is not None and event.type == "m.room.member" \
+                and event.membership == "invite" and event.state_key is not None \
+                and not self._hs.is_mine_id(event.state_key):
+            event = await self._remote_invite_sender(event, before.state)
 
         ctx = await self._persist_context(event, before.group, before.state, spec)
         if not creating:

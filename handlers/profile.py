@@ -71,7 +71,6 @@ class ProfileHandler:
         """Parse `user_id`; 404 unless it is an existing local user."""
         user = UserID.parse(user_id)
         if not self._hs.is_mine_server_name(user.domain):
-            # TODO: query the remote server (federation query `profile`) once federation lands.
             raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
         if await self._users.get_user(user_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
@@ -85,11 +84,32 @@ class ProfileHandler:
             MatrixError: 400 M_INVALID_PARAM for a malformed user ID; 404 M_NOT_FOUND for
                 an unknown or remote user, or a profile with nothing set.
         """
+        user = UserID.parse(user_id)
+        if not self._hs.is_mine_server_name(user.domain):
+            return await self._remote_profile(user_id, user.domain, None)
         await self._require_local_user(user_id)
         profile = await self._profiles.get_full_profile(user_id)
         if not profile:
             raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
         return profile
+
+    async def _remote_profile(self, user_id: str, server: str, field: str | None
+                              ) -> dict[str, Any]:
+        """A remote user's profile through the federation `query/profile` endpoint."""
+        from federation.client import FederationRequestError
+
+        query = {"user_id": user_id, **({"field": field} if field else {})}
+        try:
+            answer = await self._hs.get_federation_client().get_json(
+                server, "/_matrix/federation/v1/query/profile", query, timeout=15)
+        except FederationRequestError as e:
+            if e.code == 404:
+                raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found") from None
+            raise MatrixError(502, Codes.UNKNOWN,
+                              f"Failed to fetch the profile from {server}") from None
+        if not isinstance(answer, dict):
+            raise MatrixError(502, Codes.UNKNOWN, f"Bad profile answer from {server}")
+        return answer
 
     # GET /_matrix/client/v3/profile/{userId}/{keyName}
     async def get_profile_field(self, user_id: str, key: str) -> Any:
@@ -99,8 +119,14 @@ class ProfileHandler:
             MatrixError: 400 for a bad user ID or key name; 404 M_NOT_FOUND for an unknown
                 user or an unset field.
         """
-        UserID.parse(user_id)
+        user = UserID.parse(user_id)
         check_key_name(key)
+        if not self._hs.is_mine_server_name(user.domain):
+            value = (await self._remote_profile(user_id, user.domain, key)).get(key)
+            if value is None:
+                raise MatrixError(404, Codes.NOT_FOUND,
+                                  f"The user has no '{key}' in their profile")
+            return value
         await self._require_local_user(user_id)
         value = await self._profiles.get_profile_field(user_id, key)
         if value is None:

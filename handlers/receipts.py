@@ -35,6 +35,8 @@ class ReceiptsHandler:
         self._members = stores.room_members
         self._notifier = hs.get_notifier()
         self._visibility = hs.get_visibility_handler()
+        # The federation sender is fetched on first use (it is built lazily).
+        self._get_federation_sender = hs.get_federation_sender
 
     def get_current_key(self) -> int:
         """The receipt stream position a sync token may point at."""
@@ -116,6 +118,52 @@ class ReceiptsHandler:
             # Only its owner ever sees it: do not wake the whole room.
             self._notifier.on_new_event("receipt", stream_id, users=[user_id])
         else:
+            self._notifier.on_new_event("receipt", stream_id, rooms=[room_id])
+            # Other servers get public receipts (an `m.receipt` EDU; a newer one replaces
+            # the user's queued one in the same room and thread).
+            data: dict[str, Any] = {"ts": self._clock.time_msec()}
+            if thread_id is not None:
+                data["thread_id"] = thread_id
+            self._get_federation_sender().send_edu_to_room(
+                room_id, "m.receipt",
+                {room_id: {receipt_type: {user_id: {"event_ids": [event_id], "data": data}}}},
+                key=(room_id, receipt_type, user_id, thread_id))
+
+    async def on_remote_receipts(self, origin: str, content: Any) -> None:
+        """An `m.receipt` EDU: public read receipts of `origin`'s users in rooms they are
+        joined to; anything else in it is ignored."""
+        if not isinstance(content, dict):
+            return
+        for room_id, by_type in content.items():
+            if not isinstance(room_id, str) or not isinstance(by_type, dict):
+                continue
+            joined = set(await self._members.get_users_in_room(room_id))
+            for receipt_type, by_user in by_type.items():
+                if receipt_type != "m.read" or not isinstance(by_user, dict):
+                    continue
+                for user_id, receipt in by_user.items():
+                    await self._remote_receipt(origin, room_id, user_id, receipt, joined)
+
+    async def _remote_receipt(self, origin: str, room_id: str, user_id: Any, receipt: Any,
+                              joined: set[str]) -> None:
+        if not isinstance(user_id, str) or user_id not in joined \
+                or user_id.split(":", 1)[-1] != origin or not isinstance(receipt, dict):
+            return
+        event_ids = receipt.get("event_ids")
+        raw_data = receipt.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        if not isinstance(event_ids, list) or not event_ids \
+                or not isinstance(event_ids[-1], str):
+            return
+        event = await self._events.get_event(event_ids[-1])
+        ordering = await self._events.get_stream_ordering(event_ids[-1])
+        if event is None or event.room_id != room_id or ordering is None:
+            return
+        thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else None
+        ts = data.get("ts") if isinstance(data.get("ts"), int) else self._clock.time_msec()
+        stream_id = await self._store.insert_receipt(
+            room_id, "m.read", user_id, thread_id, event.event_id, ordering, {"ts": ts})
+        if stream_id is not None:
             self._notifier.on_new_event("receipt", stream_id, rooms=[room_id])
 
     # POST /_matrix/client/v3/rooms/{roomId}/read_markers

@@ -37,6 +37,13 @@ class RoomMemberHandler:
         UserID.parse(target)
         if await self._events.get_room_version(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        content = await self._member_content(target, membership, reason, extra_content)
+        return await self._creation.send(EventSpec(
+            room_id=room_id, type="m.room.member", sender=sender, content=content,
+            state_key=target, txn_key=txn_key))
+
+    async def _member_content(self, target: str, membership: str, reason: str | None,
+                              extra_content: dict[str, Any] | None = None) -> dict[str, Any]:
         content: dict[str, Any] = dict(extra_content or {})
         content["membership"] = membership
         if reason is not None:
@@ -48,9 +55,7 @@ class RoomMemberHandler:
                     content.setdefault("displayname", profile.displayname)
                 if profile.avatar_url:
                     content.setdefault("avatar_url", profile.avatar_url)
-        return await self._creation.send(EventSpec(
-            room_id=room_id, type="m.room.member", sender=sender, content=content,
-            state_key=target, txn_key=txn_key))
+        return content
 
     async def invite(self, sender: str, room_id: str, invitee: str, is_direct: bool = False,
                      reason: str | None = None) -> SentEvent:
@@ -85,9 +90,46 @@ class RoomMemberHandler:
             raise MatrixError(404, Codes.NOT_FOUND, "No known servers for this room")
         return room_id_or_alias
 
+    async def resolve_room_for_join(self, room_id_or_alias: str,
+                                    servers: list[str] | tuple[str, ...] = ()
+                                    ) -> tuple[str, list[str]]:
+        """(room ID, servers to join through) from a room ID or an alias (a remote alias
+        is asked of its server over federation); the room need not be known here.
+
+        Raises:
+            MatrixError: 400 M_INVALID_PARAM for neither; 404 M_NOT_FOUND for an unknown
+                alias.
+        """
+        if room_id_or_alias.startswith("#"):
+            alias = RoomAlias.parse(room_id_or_alias)
+            if not self._hs.is_mine_server_name(alias.domain):
+                fed = self._hs.get_federation_membership_handler()
+                room_id, alias_servers = await fed.query_room_alias(room_id_or_alias)
+                return room_id, [*alias_servers, *servers, alias.domain]
+            return await self.resolve_room(room_id_or_alias), list(servers)
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "Expected a room ID or alias")
+        return room_id_or_alias, list(servers)
+
     # POST /_matrix/client/v3/join/{roomIdOrAlias}, /rooms/{roomId}/join
-    async def join(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent:
-        """Join; joining a room one is already in sends nothing new (idempotent)."""
+    async def join(self, user_id: str, room_id: str, reason: str | None = None,
+                   servers: list[str] | tuple[str, ...] = ()) -> SentEvent:
+        """Join; joining a room one is already in sends nothing new (idempotent). A room
+        our server is not in is joined through one of `servers`, the inviter's server or
+        the room ID's server (make_join/send_join)."""
+        fed = self._hs.get_federation_membership_handler()
+        if not await fed.is_host_in_room(room_id):
+            invite = await self._members.get_local_membership(user_id, room_id)
+            inviter: list[str] = []
+            if invite is not None and invite.membership == "invite":
+                invite_event = await self._events.get_event(invite.event_id)
+                if invite_event is not None:
+                    inviter = [UserID.parse(invite_event.sender).domain]
+            candidates = fed.candidate_servers(room_id, servers, inviter)
+            if candidates:
+                content = await self._member_content(user_id, "join", reason)
+                joined = await fed.join_remote_room(user_id, room_id, candidates, content)
+                return SentEvent(joined.event, joined.stream_ordering)
         await self._require_room(room_id)
         if await self._current_membership(room_id, user_id) == "join":
             state = await self._state.get_current_state_ids(room_id)
@@ -101,7 +143,15 @@ class RoomMemberHandler:
     # POST /_matrix/client/v3/rooms/{roomId}/leave
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent | None:
         """Leave (or reject an invite, or withdraw a knock). Leaving a room already left
-        is a no-op (None); a room never joined is 403."""
+        is a no-op (None); a room never joined is 403. An invite to a room our server
+        is not in is rejected through the inviter's server (make_leave/send_leave)."""
+        local = await self._members.get_local_membership(user_id, room_id)
+        if local is not None and local.membership == "invite":
+            fed = self._hs.get_federation_membership_handler()
+            if not await fed.is_host_in_room(room_id):
+                content = await self._member_content(user_id, "leave", reason)
+                left = await fed.reject_remote_invite(user_id, room_id, content)
+                return SentEvent(left.event, left.stream_ordering)
         await self._require_room(room_id)
         current = await self._current_membership(room_id, user_id)
         if current in (None, "leave"):

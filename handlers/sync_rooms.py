@@ -331,6 +331,13 @@ class RoomSyncBuilder:
         member = await self._events.get_event(member_event_id)
         if member is None or member.sender in req.ignored:
             return None
+        unsigned = member.pdu_json.get("unsigned")
+        remote_state = unsigned.get("invite_room_state") \
+            if isinstance(unsigned, Mapping) else None
+        if isinstance(remote_state, list):
+            # An invite from another server to a room we are not in: its stripped state.
+            return [{k: e.get(k) for k in ("type", "state_key", "sender", "content")}
+                    for e in remote_state if isinstance(e, Mapping)] + [_strip(member)]
         current = await self._state.get_current_state_ids(room_id)
         ids = [v for (t, k), v in current.items() if t in STRIPPED_STATE_TYPES and k == ""]
         events = await self._events.get_events(ids)

@@ -8,6 +8,7 @@ dropped with a log line until the federation sender exists (it will send them as
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -55,10 +56,10 @@ class ToDeviceHandler:
             UserID.parse(user_id)
 
         by_device: dict[tuple[str, str], dict[str, Any]] = {}
+        remote: dict[str, dict[str, Mapping[str, Any]]] = {}
         for user_id, targets in messages.items():
             if not self._hs.is_mine_id(user_id):
-                logger.info("Dropping %d to-device message(s) of %s for remote user %s:"
-                            " no federation yet", len(targets), sender, user_id)
+                remote.setdefault(UserID.parse(user_id).domain, {})[user_id] = targets
                 continue
             known = {d.device_id for d in await self._devices.get_devices(user_id)}
             if ALL_DEVICES in targets:
@@ -69,6 +70,8 @@ class ToDeviceHandler:
             for device_id, content in targets.items():
                 if device_id != ALL_DEVICES and device_id in known:
                     by_device[(user_id, device_id)] = self._message(sender, event_type, content)
+        if remote:
+            self._send_remote(sender, sender_device, event_type, txn_id, remote)
         if not by_device:
             return
 
@@ -78,6 +81,54 @@ class ToDeviceHandler:
             return  # a retried transaction: already delivered
         users = sorted({user_id for user_id, _ in by_device})
         self._notifier.on_new_event("to_device", stream_id, users=users)
+
+    def _send_remote(self, sender: str, sender_device: str | None, event_type: str,
+                     txn_id: str, by_server: Mapping[str, Mapping[str, Any]]) -> None:
+        """One `m.direct_to_device` EDU per server; the message ID lets the receiver drop
+        a retried request's copy."""
+        message_id = hashlib.sha256(
+            f"{sender}\0{sender_device}\0{txn_id}".encode()).hexdigest()[:32]
+        sender_queue = self._hs.get_federation_sender()
+        for server, messages in by_server.items():
+            sender_queue.send_edu(server, "m.direct_to_device", {
+                "sender": sender, "type": event_type, "message_id": message_id,
+                "messages": {u: {d: dict(c) for d, c in targets.items()}
+                             for u, targets in messages.items()}})
+
+    async def on_remote_to_device(self, origin: str, content: Any) -> None:
+        """An `m.direct_to_device` EDU: queue its messages for our users' devices."""
+        if not isinstance(content, dict):
+            return
+        sender, event_type, message_id, messages = (
+            content.get("sender"), content.get("type"), content.get("message_id"),
+            content.get("messages"))
+        if not (isinstance(sender, str) and isinstance(event_type, str)
+                and isinstance(message_id, str) and isinstance(messages, dict)):
+            return
+        try:
+            if UserID.parse(sender).domain != origin:
+                return
+        except MatrixError:
+            return
+        by_device: dict[tuple[str, str], dict[str, Any]] = {}
+        for user_id, targets in messages.items():
+            if not isinstance(user_id, str) or not self._hs.is_mine_id(user_id) \
+                    or not isinstance(targets, dict):
+                continue
+            known = {d.device_id for d in await self._devices.get_devices(user_id)}
+            for device_id, body in targets.items():
+                if not isinstance(body, dict):
+                    continue
+                wanted = known if device_id == ALL_DEVICES else {device_id} & known
+                for target in wanted:
+                    by_device[(user_id, target)] = self._message(sender, event_type, body)
+        if not by_device:
+            return
+        stream_id = await self._store.add_messages(
+            sender, "", f"federation:{message_id}", self._clock.time_msec(), by_device)
+        if stream_id is not None:
+            self._notifier.on_new_event("to_device", stream_id,
+                                        users=sorted({u for u, _ in by_device}))
 
     @staticmethod
     def _message(sender: str, event_type: str, content: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
+from homeserver.identifiers import UserID
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -28,11 +29,18 @@ class _Timer(Protocol):
     def cancel(self) -> None: ...
 
 
+#: remote servers send no timeout; a typing EDU holds this long unless renewed (Synapse)
+REMOTE_TYPING_TIMEOUT_MS = 60_000
+
+
 class TypingHandler:
     def __init__(self, hs: HomeServer) -> None:
         self._clock = hs.get_clock()
         self._members = hs.get_datastores().room_members
         self._notifier = hs.get_notifier()
+        self._is_mine_id = hs.is_mine_id
+        # The federation sender is fetched on first use (see `_federate`).
+        self._get_federation_sender = hs.get_federation_sender
         # A member leaving (or being kicked/banned) stops their typing.
         hs.get_event_creation_handler().add_persist_listener(self._on_room_event)
         hs.add_shutdown_hook(self.stop)
@@ -98,6 +106,27 @@ class TypingHandler:
             raise MatrixError(400, Codes.INVALID_PARAM, "timeout must not be negative")
         self._start(room_id, requester_id, min(timeout_ms, MAX_TYPING_TIMEOUT_MS))
 
+    async def on_remote_typing(self, origin: str, content: Any) -> None:
+        """An `m.typing` EDU: a remote user of `origin` who is joined to the room."""
+        if not isinstance(content, dict):
+            return
+        room_id, user_id, typing = (content.get("room_id"), content.get("user_id"),
+                                    content.get("typing"))
+        if not (isinstance(room_id, str) and isinstance(user_id, str)
+                and isinstance(typing, bool)):
+            return
+        try:
+            if UserID.parse(user_id).domain != origin:
+                return
+        except MatrixError:
+            return
+        if user_id not in await self._members.get_users_in_room(room_id):
+            return
+        if typing:
+            self._start(room_id, user_id, REMOTE_TYPING_TIMEOUT_MS)
+        else:
+            self._stop(room_id, user_id)
+
     def stop(self) -> None:
         """Cancel every expiry timer (server shutdown)."""
         for timer in self._timers.values():
@@ -118,6 +147,8 @@ class TypingHandler:
         if user_id not in users:
             users.add(user_id)
             self._changed(room_id)
+        # Every PUT goes out: other servers time typing out on their own.
+        self._federate(room_id, user_id, True)
 
     def _stop(self, room_id: str, user_id: str) -> None:
         timer = self._timers.pop((room_id, user_id), None)
@@ -130,6 +161,14 @@ class TypingHandler:
         if not users:
             del self._typing[room_id]
         self._changed(room_id)
+        self._federate(room_id, user_id, False)
+
+    def _federate(self, room_id: str, user_id: str, typing: bool) -> None:
+        """Tell the room's other servers (an `m.typing` EDU; a newer one replaces it)."""
+        if self._is_mine_id(user_id):
+            self._get_federation_sender().send_edu_to_room(
+                room_id, "m.typing", {"room_id": room_id, "user_id": user_id,
+                                      "typing": typing}, key=(room_id, user_id))
 
     def _expire(self, room_id: str, user_id: str) -> None:
         self._timers.pop((room_id, user_id), None)

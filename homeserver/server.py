@@ -17,7 +17,13 @@ from homeserver.config import HomeServerConfig
 
 if TYPE_CHECKING:
     from federation.client import FederationClient
+    from federation.event_handler import FederationEventHandler
     from federation.keyring import KeyRing
+    from federation.membership import FederationMembershipHandler
+    from federation.query_handler import FederationQueryHandler
+    from federation.sender import FederationSender
+    from federation.server_visibility import ServerVisibility
+    from federation.serving import FederationServingHandler
     from federation.transport.server import FederationAuth
     from handlers.account import AccountHandler
     from handlers.account_data import AccountDataHandler
@@ -127,7 +133,8 @@ class HomeServer:
         return result
 
     def is_mine_id(self, user_id: str) -> bool:
-        return user_id.rsplit(":", 1)[-1] == self.hostname if ":" in user_id else False
+        # The server name follows the first colon and may carry a port.
+        return user_id.split(":", 1)[1] == self.hostname if ":" in user_id else False
 
     def is_mine_server_name(self, name: str) -> bool:
         return name == self.hostname
@@ -189,6 +196,42 @@ class HomeServer:
         from federation.client import FederationClient
 
         return FederationClient(self)
+
+    @_part
+    def get_federation_sender(self) -> FederationSender:
+        from federation.sender import FederationSender
+
+        return FederationSender(self)
+
+    @_part
+    def get_federation_event_handler(self) -> FederationEventHandler:
+        from federation.event_handler import FederationEventHandler
+
+        return FederationEventHandler(self)
+
+    @_part
+    def get_server_visibility(self) -> ServerVisibility:
+        from federation.server_visibility import ServerVisibility
+
+        return ServerVisibility(self)
+
+    @_part
+    def get_federation_query_handler(self) -> FederationQueryHandler:
+        from federation.query_handler import FederationQueryHandler
+
+        return FederationQueryHandler(self)
+
+    @_part
+    def get_federation_serving_handler(self) -> FederationServingHandler:
+        from federation.serving import FederationServingHandler
+
+        return FederationServingHandler(self)
+
+    @_part
+    def get_federation_membership_handler(self) -> FederationMembershipHandler:
+        from federation.membership import FederationMembershipHandler
+
+        return FederationMembershipHandler(self)
 
     @_part
     def get_federation_auth(self) -> FederationAuth:
@@ -311,6 +354,14 @@ class HomeServer:
         handler = EventCreationHandler(self)
         notifier = self.get_notifier()
         handler.add_persist_listener(notifier.on_room_event)
+        # Built on the first local event, then sends each one to the room's servers.
+        handler.add_persist_listener(
+            lambda event, ordering: self.get_federation_sender().notify_new_event(
+                event, ordering))
+        # Invites of remote users are countersigned by their server before persisting.
+        handler.set_remote_invite_sender(
+            lambda event, state: self.get_federation_membership_handler().send_invite(
+                event, state))
         return handler
 
     @_part

@@ -7,6 +7,7 @@ from storage.stores.account_data import AccountDataStore
 from storage.stores.destinations import DestinationsStore
 from storage.stores.device_lists import DeviceListStore
 from storage.stores.devices import DeviceStore
+from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
 from storage.stores.presence import PresenceStore
@@ -40,6 +41,7 @@ class DataStores:
         self.registration_tokens = RegistrationTokenStore(db)
         self.state = StateStore(db)
         self.events = EventsStore(db, self.state)
+        self.event_federation = EventFederationStore(db)
         self.room_members = RoomMemberStore(db)
         self.events.add_local_membership_listener(self.room_members.invalidate_rooms_for_user)
         self.events.add_room_membership_listener(self.room_members.invalidate_room)

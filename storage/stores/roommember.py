@@ -87,6 +87,19 @@ class RoomMemberStore:
         for membership in ("join", "invite", "leave", "ban", "knock"):
             self._users_cache.invalidate((room_id, membership))
 
+    async def set_outlier_membership(self, user_id: str, room_id: str, event_id: str,
+                                     membership: str, stream_ordering: int) -> None:
+        """Record a local user's membership from an out-of-room event (an invite to, or
+        its rejection in, a room we are not in), so /sync shows it."""
+
+        def _txn(txn: Transaction) -> None:
+            txn.upsert("local_current_membership", {"user_id": user_id, "room_id": room_id},
+                       {"event_id": event_id, "membership": membership,
+                        "stream_ordering": stream_ordering, "forgotten": 0})
+            txn.call_after(self.invalidate_rooms_for_user, user_id)
+
+        await self.db.run_interaction("set_outlier_membership", _txn)
+
     async def forget(self, user_id: str, room_id: str) -> bool:
         """Mark a left room forgotten; False if the user is still joined/invited there."""
 

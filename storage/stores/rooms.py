@@ -34,6 +34,17 @@ class RoomStore:
         r = rows[0]
         return RoomRow(r[0], r[1], r[2], bool(r[3]), int(r[4]))
 
+    async def store_remote_room(self, room_id: str, room_version: str, creator: str,
+                                created_ts: int) -> None:
+        """Record a room created on another server, once we join it."""
+
+        def _txn(txn: Transaction) -> None:
+            if txn.select_one("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)) is None:
+                txn.insert("rooms", {"room_id": room_id, "room_version": room_version,
+                                     "creator": creator, "created_ts": created_ts})
+
+        await self.db.run_interaction("store_remote_room", _txn)
+
     async def set_room_is_public(self, room_id: str, is_public: bool) -> None:
         await self.db.execute("set_room_is_public",
                               "UPDATE rooms SET is_public = ? WHERE room_id = ?",

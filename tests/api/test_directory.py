@@ -6,6 +6,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from federation.client import FederationRequestError
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import HomeserverTestCase
 
@@ -97,11 +98,30 @@ class DirectoryTestCase(RoomHelpers, HomeserverTestCase):
     # -- GET --
 
     def test_resolve_errors(self) -> None:
-        """Unknown and remote aliases are 404 M_NOT_FOUND; malformed ones 400."""
+        """Unknown aliases are 404 M_NOT_FOUND, here and (asked over federation) on the
+        alias's server; an unreachable server is 502; malformed aliases 400."""
         self.assert_error(self.make_request("GET", alias_path("#none:test")), 404,
                           "M_NOT_FOUND")
+        asked: list[tuple[str, Any]] = []
+
+        class RemoteDirectory:
+            async def get_json(self, destination: str, path: str, query: Any = None,
+                               timeout: float = 60) -> Any:
+                asked.append((destination, query))
+                if query["room_alias"] == "#known:elsewhere.org":
+                    return {"room_id": "!r:elsewhere.org", "servers": ["elsewhere.org"]}
+                code = 404 if destination == "elsewhere.org" else None
+                raise FederationRequestError(destination, "no", code)
+
+        self.hs._parts["federation_client"] = RemoteDirectory()
         self.assert_error(self.make_request("GET", alias_path("#none:elsewhere.org")), 404,
                           "M_NOT_FOUND")
+        self.assert_error(self.make_request("GET", alias_path("#x:down.example")), 502,
+                          "M_UNKNOWN")
+        channel = self.make_request("GET", alias_path("#known:elsewhere.org"))
+        self.assertEqual(channel.json_body, {"room_id": "!r:elsewhere.org",
+                                             "servers": ["elsewhere.org"]})
+        self.assertEqual(asked[0], ("elsewhere.org", {"room_alias": "#none:elsewhere.org"}))
         self.assert_error(self.make_request("GET", alias_path("none")), 400,
                           "M_INVALID_PARAM")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.client import FederationRequestError
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import HomeserverTestCase
 
@@ -169,12 +170,48 @@ class PublicRoomsTestCase(RoomHelpers, HomeserverTestCase):
         self.assert_error(self.post_rooms({"since": "xx"}), 400, "M_INVALID_PARAM")
 
     def test_server_parameter(self) -> None:
-        """Our own server name is the local list; other servers are 404, bad names 400."""
+        """Our own server name is the local list; another server's directory is asked
+        over federation (502 when it cannot be reached); bad names 400."""
         self.public_room()
         self.assertEqual(len(self.get_rooms("?server=test").json_body["chunk"]), 1)
-        self.assert_error(self.get_rooms("?server=elsewhere.org"), 404, "M_NOT_FOUND")
-        self.assert_error(self.post_rooms({}, "?server=elsewhere.org"), 404, "M_NOT_FOUND")
+        asked: list[tuple[str, Any]] = []
+
+        class RemoteDirectory:
+            async def post_json(self, destination: str, path: str, content: Any,
+                                timeout: float = 60) -> Any:
+                asked.append((destination, content))
+                if destination == "down.example":
+                    raise FederationRequestError(destination, "connection refused")
+                return {"chunk": [{"room_id": "!r:elsewhere.org", "num_joined_members": 3,
+                                   "world_readable": False, "guest_can_join": False}],
+                        "total_room_count_estimate": 1}
+
+        self.hs._parts["federation_client"] = RemoteDirectory()
+        channel = self.post_rooms({"limit": 5, "filter": {"generic_search_term": "fun"}},
+                                  "?server=elsewhere.org")
+        self.assertEqual(channel.code, 200, channel.result)
+        self.assertEqual(channel.json_body["chunk"][0]["room_id"], "!r:elsewhere.org")
+        self.assertEqual(asked[-1], ("elsewhere.org", {
+            "include_all_networks": False, "limit": 5,
+            "filter": {"generic_search_term": "fun"}}))
+        self.assert_error(self.get_rooms("?server=down.example"), 502, "M_UNKNOWN")
         self.assert_error(self.get_rooms("?server=bad%20name"), 400, "M_INVALID_PARAM")
+
+    def test_federation_public_rooms(self) -> None:
+        """Other servers read our directory through signed federation requests."""
+        from tests.federation.fed_helpers import RemoteServer, signed_request
+
+        room_id = self.public_room()
+        remote = RemoteServer("remote.test")
+        channel = signed_request(self, remote, "GET",
+                                 "/_matrix/federation/v1/publicRooms?limit=5")
+        self.assertEqual(channel.code, 200, channel.result)
+        self.assertEqual([r["room_id"] for r in channel.json_body["chunk"]], [room_id])
+        channel = signed_request(self, remote, "POST", "/_matrix/federation/v1/publicRooms",
+                                 {"filter": {"generic_search_term": "no such room"}})
+        self.assertEqual(channel.json_body["chunk"], [])
+        channel = self.make_request("GET", "/_matrix/federation/v1/publicRooms")
+        self.assert_error(channel, 401, "M_UNAUTHORIZED")
 
     def test_third_party_networks(self) -> None:
         """An explicit network lists nothing; combining it with include_all_networks is 400."""

@@ -42,7 +42,7 @@ class ServerProcess:
 
     def __init__(self, engine: str = "sqlite3", server_name: str = "localhost",
                  config_overrides: dict[str, Any] | None = None,
-                 federation_tls: bool = False) -> None:
+                 federation_tls: bool = False, federation_port: int | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="axon-it-")
         self.data_dir = self._tmp.name
         self.port = free_port()
@@ -57,7 +57,7 @@ class ServerProcess:
         #: the TLS federation listener (a self-signed certificate), when asked for
         self.federation_port: int | None = None
         if federation_tls:
-            self.federation_port = free_port()
+            self.federation_port = federation_port or free_port()
             args += ["--federation-port", str(self.federation_port)]
         run_cli(*args)
         self.config_path = os.path.join(self.data_dir, "homeserver.yaml")

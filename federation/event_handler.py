@@ -1,0 +1,322 @@
+"""Events from other servers: checking them and adding them to our copy of the room.
+
+Checks on receipt (server-server spec, "Checks performed on receipt of a PDU"): valid
+format and canonical JSON, signatures of the sender's server (and, for v1/v2 event IDs, of
+the event ID's server), the content hash (a mismatch keeps only the redacted event), the
+auth rules against the event's own auth events and against the state before it. An event
+that passes those but not the current state is soft-failed: stored, never shown to
+clients, never a forward extremity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from federation.keyring import KeyRingError
+from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.event_hashing import check_canonical_json, check_content_hash
+from homeserver.events import Event
+from homeserver.identifiers import UserID
+from homeserver.redaction import prune_event_dict
+from homeserver.room_versions import EventFormat, RoomVersion
+from homeserver.state_res import resolve_events
+from storage.stores.events import NewStateGroup, PersistContext
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+
+logger = logging.getLogger(__name__)
+
+StateKey = tuple[str, str]
+
+#: how many missing prev events we ask the sender for at most
+MISSING_EVENTS_LIMIT = 10
+
+
+class InvalidPdu(Exception):
+    """A PDU that fails the checks on receipt."""
+
+
+class FederationEventHandler:
+    def __init__(self, hs: HomeServer) -> None:
+        self._hs = hs
+        self._clock = hs.get_clock()
+        self._keyring = hs.get_keyring()
+        stores = hs.get_datastores()
+        self._events = stores.events
+        self._state_store = stores.state
+        self._rooms = stores.rooms
+        self._state = hs.get_state_handler()
+        self._creation = hs.get_event_creation_handler()
+        self._notifier = hs.get_notifier()
+
+    @contextlib.asynccontextmanager
+    async def room_lock(self, room_id: str) -> AsyncIterator[None]:
+        """The per-room lock local event creation uses too."""
+        async with self._creation.room_lock(room_id):
+            yield
+
+    # -- checks --
+
+    async def check_pdu(self, pdu: dict[str, Any], room_version: RoomVersion) -> Event:
+        """Format, signature and content-hash checks.
+
+        Raises:
+            InvalidPdu: malformed, or not signed by the servers that must sign it.
+        """
+        if not isinstance(pdu, dict):
+            raise InvalidPdu("PDU is not an object")
+        try:
+            event = Event.from_pdu(pdu, room_version)
+            check_canonical_json(pdu, room_version)
+            UserID.parse(event.sender)
+        except Exception as e:  # noqa: BLE001 - any malformed field
+            raise InvalidPdu(f"malformed PDU: {e}") from None
+        redacted = prune_event_dict(pdu, room_version)
+        servers = {event.sender.split(":", 1)[1]}
+        if room_version.event_format == EventFormat.V1 and ":" in event.event_id:
+            servers.add(event.event_id.split(":", 1)[1])
+        min_ts = event.origin_server_ts if room_version.enforce_key_validity else 0
+        for server in servers:
+            try:
+                await self._keyring.verify_json_for_server(server, redacted, min_ts)
+            except KeyRingError as e:
+                raise InvalidPdu(f"{event.event_id}: bad signature from {server}: {e}") from None
+        if not check_content_hash(pdu):
+            logger.warning("Content hash mismatch on %s: keeping the redacted event",
+                           event.event_id)
+            event = Event.from_pdu(redacted, room_version, event_id=event.event_id)
+        return event
+
+    async def _auth_against_own_auth_events(self, event: Event) -> str | None:
+        """The reason the event fails against the auth events it names, or None."""
+        if event.type == "m.room.create" and event.state_key == "":
+            try:
+                check_auth_rules(event, {})
+            except AuthError as e:
+                return e.msg
+            return None
+        auth = await self._events.get_events(event.auth_event_ids)
+        auth_map: dict[StateKey, Event] = {}
+        for ev in auth.values():
+            if ev.state_key is not None and ev.rejected_reason is None:
+                auth_map[ev.state_pair()] = ev
+        if event.room_version.room_id_from_create_event:
+            create = await self._create_event(event.room_id)
+            if create is not None:
+                auth_map[("m.room.create", "")] = create
+        try:
+            check_auth_rules(event, auth_map)
+        except AuthError as e:
+            return e.msg
+        return None
+
+    async def _create_event(self, room_id: str) -> Event | None:
+        # v12 room IDs are the create event's ID with `!` for `$`.
+        return await self._events.get_event("$" + room_id[1:])
+
+    async def _auth_against_state(self, event: Event, state: Mapping[StateKey, str]
+                                  ) -> str | None:
+        wanted = [state[k] for k in auth_types_for_event(event) if k in state]
+        create_key = ("m.room.create", "")
+        if create_key in state:
+            wanted.append(state[create_key])
+        loaded = await self._events.get_events(wanted)
+        auth_map = {ev.state_pair(): ev for ev in loaded.values() if ev.state_key is not None}
+        try:
+            check_auth_rules(event, auth_map)
+        except AuthError as e:
+            return e.msg
+        return None
+
+    # -- joining a remote room --
+
+    async def persist_outliers(self, events: Collection[Event]) -> None:
+        """Store events we only need as auth or state: no state of their own, not in any
+        timeline. Those failing the auth rules against their auth events are marked
+        rejected."""
+        unique = list({e.event_id: e for e in events}.values())
+        known = await self._events.get_events([e.event_id for e in unique])
+        pending = sorted((e for e in unique if e.event_id not in known),
+                         key=lambda e: e.depth)
+        for event in pending:
+            reason = await self._auth_against_own_auth_events(event)
+            if reason is not None:
+                logger.info("Rejecting outlier %s: %s", event.event_id, reason)
+                event = _rejected(event, reason)
+            await self._events.persist_event(event, PersistContext(outlier=True))
+
+    async def persist_remote_join(self, room_version: RoomVersion, join_event: Event,
+                                  state: list[Event], auth_chain: list[Event]) -> int:
+        """Add a room we join through another server: its state, auth chain and our join.
+
+        Raises:
+            InvalidPdu: the join does not pass the auth rules against the given state.
+        """
+        room_id = join_event.room_id
+        async with self.room_lock(room_id):
+            create = next((e for e in state if e.type == "m.room.create"
+                           and e.state_key == ""), None)
+            if create is None:
+                raise InvalidPdu("the room state has no m.room.create event")
+            await self._rooms.store_remote_room(room_id, room_version.identifier,
+                                                create.sender, create.origin_server_ts)
+            await self.persist_outliers([*auth_chain, *state])
+            state_before: dict[StateKey, str] = {}
+            stored = await self._events.get_events([e.event_id for e in state])
+            for event in state:
+                kept = stored.get(event.event_id)
+                if kept is not None and kept.state_key is not None \
+                        and kept.rejected_reason is None:
+                    state_before[kept.state_pair()] = kept.event_id
+            reason = await self._auth_against_state(join_event, state_before)
+            if reason is not None:
+                raise InvalidPdu(f"join refused by the room's auth rules: {reason}")
+            current = await self._state_store.get_current_state_ids(room_id)
+            ctx = await self._context_for(join_event, None, state_before, current,
+                                          other_extremities=[])
+            stream_ordering = await self._events.persist_event(join_event, ctx)
+        self._notifier.on_room_event(join_event, stream_ordering)
+        return stream_ordering
+
+    # -- events of rooms we are in --
+
+    async def on_receive_pdu(self, origin: str, event: Event,
+                             fetch_missing: bool = True) -> None:
+        """Add an event of a room we are in, fetching missing prev events from `origin`.
+
+        Raises:
+            InvalidPdu: unknown room, or the event fails its auth events or its state.
+        """
+        room_version = await self._events.get_room_version(event.room_id)
+        if room_version is None:
+            raise InvalidPdu(f"unknown room {event.room_id}")
+        if await self._events.get_stream_ordering(event.event_id) is not None:
+            return
+        if fetch_missing:
+            await self._fetch_missing_prevs(origin, event, room_version)
+        async with self.room_lock(event.room_id):
+            await self._persist_received(event, room_version)
+
+    async def _have_state_for(self, event_ids: Collection[str]) -> set[str]:
+        groups = await self._state_store.get_state_groups_for_events(list(event_ids))
+        return set(groups)
+
+    async def _fetch_missing_prevs(self, origin: str, event: Event,
+                                   room_version: RoomVersion) -> None:
+        missing = set(event.prev_event_ids) - await self._have_state_for(event.prev_event_ids)
+        if not missing:
+            return
+        latest = [e for e, _ in await self._events.get_forward_extremities(event.room_id)]
+        try:
+            answer = await self._hs.get_federation_client().post_json(
+                origin, f"/_matrix/federation/v1/get_missing_events/{event.room_id}",
+                {"earliest_events": latest, "latest_events": [event.event_id],
+                 "limit": MISSING_EVENTS_LIMIT, "min_depth": 0})
+        except Exception as e:  # noqa: BLE001 - the event is still handled without them
+            logger.info("get_missing_events for %s from %s failed: %s", event.event_id,
+                        origin, e)
+            return
+        fetched: list[Event] = []
+        for pdu in answer.get("events", []) if isinstance(answer, dict) else []:
+            try:
+                fetched.append(await self.check_pdu(pdu, room_version))
+            except InvalidPdu as e:
+                logger.info("Dropping a missing event from %s: %s", origin, e)
+        for missing_event in sorted(fetched, key=lambda e: e.depth):
+            if missing_event.room_id != event.room_id:
+                continue
+            try:
+                await self.on_receive_pdu(origin, missing_event, fetch_missing=False)
+            except InvalidPdu as e:
+                logger.info("Missing event %s refused: %s", missing_event.event_id, e)
+
+    async def _persist_received(self, event: Event, room_version: RoomVersion) -> None:
+        reason = await self._auth_against_own_auth_events(event)
+        if reason is not None:
+            await self._events.persist_event(_rejected(event, reason),
+                                             PersistContext(outlier=True))
+            raise InvalidPdu(f"{event.event_id} fails its auth events: {reason}")
+        known_prevs = [p for p in event.prev_event_ids
+                       if p in await self._have_state_for(event.prev_event_ids)]
+        if not known_prevs:
+            # A gap we could not fill: keep the event for reference, not in the timeline.
+            await self._events.persist_event(event, PersistContext(outlier=True))
+            logger.warning("No state for the prev events of %s: stored as an outlier",
+                           event.event_id)
+            return
+        before = await self._state.state_before(room_version, known_prevs)
+        reason = await self._auth_against_state(event, before.state)
+        if reason is not None:
+            await self._events.persist_event(_rejected(event, reason),
+                                             PersistContext(outlier=True))
+            raise InvalidPdu(f"{event.event_id} fails the state before it: {reason}")
+        current = await self._state_store.get_current_state_ids(event.room_id)
+        if await self._auth_against_state(event, current) is not None:
+            logger.info("Soft-failing %s: not allowed by the current state", event.event_id)
+            await self._events.persist_event(event, PersistContext(
+                outlier=True, internal_metadata={"soft_failed": True}))
+            return
+        extremities = [e for e, _ in await self._events.get_forward_extremities(event.room_id)
+                       if e not in event.prev_event_ids]
+        ctx = await self._context_for(event, before.group, before.state, current, extremities)
+        stream_ordering = await self._events.persist_event(event, ctx)
+        self._notifier.on_room_event(event, stream_ordering)
+
+    async def _context_for(self, event: Event, group_before: int | None,
+                           state_before: Mapping[StateKey, str],
+                           current: Mapping[StateKey, str],
+                           other_extremities: list[str]) -> PersistContext:
+        """State group of the event and the new current state (resolved with the other
+        forward extremities' states when the room has forked)."""
+        state_after = dict(state_before)
+        if event.state_key is not None:
+            state_after[event.state_pair()] = event.event_id
+            new_group = NewStateGroup(prev_group=group_before,
+                                      delta={event.state_pair(): event.event_id},
+                                      full_state=state_after)
+            state_group = None
+        elif group_before is None:
+            new_group = NewStateGroup(prev_group=None, delta={}, full_state=state_after)
+            state_group = None
+        else:
+            new_group, state_group = None, group_before
+        new_current: Mapping[StateKey, str] = state_after
+        if other_extremities:
+            groups = await self._state_store.get_state_groups_for_events(other_extremities)
+            states = [state_after] + [await self._state_store.get_state_for_group(g)
+                                      for g in dict.fromkeys(groups.values())]
+            new_current = await resolve_events(
+                event.room_version, states, {event.event_id: event}, self._events.get_events)
+        changed = {k: v for k, v in new_current.items() if current.get(k) != v}
+        removals = tuple(k for k in current if k not in new_current)
+        members = await self._events.get_events(
+            [v for k, v in changed.items() if k[0] == "m.room.member" and v != event.event_id])
+        updates: dict[StateKey, tuple[str, str | None]] = {}
+        for key, event_id in changed.items():
+            membership = None
+            if key[0] == "m.room.member":
+                ev = event if event_id == event.event_id else members.get(event_id)
+                membership = ev.membership if ev is not None else None
+            updates[key] = (event_id, membership)
+        target_is_local = (event.type == "m.room.member" and event.state_key is not None
+                           and self._hs.is_mine_id(event.state_key))
+        push_actions: tuple[Any, ...] = ()
+        try:
+            push_actions = tuple(await self._hs.get_bulk_push_rule_evaluator()
+                                 .actions_for_event(event))
+        except Exception:  # noqa: BLE001 - never lose an event over notifications
+            logger.exception("Push rule evaluation failed for %s", event.event_id)
+        return PersistContext(
+            state_group=state_group, new_state_group=new_group,
+            current_state_updates=updates, current_state_removals=removals,
+            target_is_local=target_is_local, push_actions=push_actions)
+
+
+def _rejected(event: Event, reason: str) -> Event:
+    import attrs
+
+    return attrs.evolve(event, rejected_reason=reason[:200])
