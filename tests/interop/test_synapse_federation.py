@@ -1,0 +1,80 @@
+"""Axon and a real Synapse (from PyPI) share rooms both ways over loopback TLS."""
+
+from __future__ import annotations
+
+import time
+import unittest
+from typing import Any
+
+from tests.integration.federation_pair import Client, federating_server, q
+from tests.integration.synapse_process import SynapseProcess
+
+
+def bodies(answer: dict[str, Any], room_id: str) -> list[str]:
+    room = answer["rooms"]["join"].get(room_id)
+    if not room:
+        return []
+    return [e["content"].get("body", "") for e in room["timeline"]["events"]
+            if e["type"] == "m.room.message"]
+
+
+class SynapseFederationTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.axon = federating_server()
+        cls.synapse = SynapseProcess()
+        try:
+            cls.axon.start()
+            cls.synapse.start()
+            cls.alice = Client(cls.axon, "alice")
+            cls.sam = Client(cls.synapse, "sam")  # type: ignore[arg-type]
+        except BaseException:
+            cls.axon.close()
+            cls.synapse.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.axon.close()
+        cls.synapse.close()
+
+    def logs(self) -> str:
+        return (f"--- Axon ---\n{self.axon.log()[-5000:]}\n"
+                f"--- Synapse ---\n{self.synapse.log()[-5000:]}")
+
+    def exchange(self, room_id: str, first: Client, second: Client) -> None:
+        """A message each way, each seen in the other side's /sync."""
+        second.sync()
+        first.send(room_id, f"from {first.user_id}")
+        second.wait_for(lambda a: f"from {first.user_id}" in bodies(a, room_id), timeout=30)
+        first.sync()
+        second.send(room_id, f"from {second.user_id}")
+        first.wait_for(lambda a: f"from {second.user_id}" in bodies(a, room_id), timeout=30)
+
+    def test_synapse_user_joins_an_axon_room(self) -> None:
+        room_id = self.alice.ok("POST", "/createRoom", {"preset": "public_chat",
+                                                        "name": "on axon"})["room_id"]
+        code, body = self.sam.call(
+            "POST", f"/join/{q(room_id)}?server_name={q(self.axon.server_name)}", {})
+        self.assertEqual(code, 200, f"{body}\n{self.logs()}")
+        self.assertEqual(self.sam.ok("GET", f"/rooms/{q(room_id)}/state/m.room.name/"),
+                         {"name": "on axon"})
+        try:
+            self.exchange(room_id, self.alice, self.sam)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.logs()}") from None
+
+    def test_axon_user_joins_a_synapse_room(self) -> None:
+        room_id = self.sam.ok("POST", "/createRoom", {"preset": "public_chat",
+                                                      "name": "on synapse"})["room_id"]
+        code, body = self.alice.call(
+            "POST", f"/join/{q(room_id)}?server_name={q(self.synapse.server_name)}", {})
+        self.assertEqual(code, 200, f"{body}\n{self.logs()}")
+        self.assertEqual(self.alice.ok("GET", f"/rooms/{q(room_id)}/state/m.room.name/"),
+                         {"name": "on synapse"})
+        start = time.monotonic()
+        try:
+            self.exchange(room_id, self.sam, self.alice)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.logs()}") from None
+        self.assertLess(time.monotonic() - start, 60)
