@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from federation.keyring import KeyRingError
+from handlers.state import current_state_delta
 from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
 from homeserver.event_hashing import check_canonical_json, check_content_hash
 from homeserver.events import Event
@@ -291,17 +292,8 @@ class FederationEventHandler:
                                       for g in dict.fromkeys(groups.values())]
             new_current = await resolve_events(
                 event.room_version, states, {event.event_id: event}, self._events.get_events)
-        changed = {k: v for k, v in new_current.items() if current.get(k) != v}
-        removals = tuple(k for k in current if k not in new_current)
-        members = await self._events.get_events(
-            [v for k, v in changed.items() if k[0] == "m.room.member" and v != event.event_id])
-        updates: dict[StateKey, tuple[str, str | None]] = {}
-        for key, event_id in changed.items():
-            membership = None
-            if key[0] == "m.room.member":
-                ev = event if event_id == event.event_id else members.get(event_id)
-                membership = ev.membership if ev is not None else None
-            updates[key] = (event_id, membership)
+        updates, removals = await current_state_delta(self._events.get_events, event,
+                                                      new_current, current)
         target_is_local = (event.type == "m.room.member" and event.state_key is not None
                            and self._hs.is_mine_id(event.state_key))
         push_actions: tuple[Any, ...] = ()

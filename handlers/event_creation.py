@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from handlers.state import StateBefore, StateKey
+from handlers.state import StateBefore, StateKey, current_state_delta
 from homeserver.async_utils import Linearizer
 from homeserver.errors import Codes, MatrixError
 from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
@@ -271,18 +271,8 @@ class EventCreationHandler:
         elif group_before is None:
             new_group = NewStateGroup(prev_group=None, delta={}, full_state=state_after)
         current = await self._state_store.get_current_state_ids(event.room_id)
-        changed = {k: v for k, v in state_after.items() if current.get(k) != v}
-        removals = tuple(k for k in current if k not in state_after)
-        members_needed = [v for k, v in changed.items()
-                          if k[0] == "m.room.member" and v != event.event_id]
-        member_events = await self._events.get_events(members_needed)
-        updates: dict[StateKey, tuple[str, str | None]] = {}
-        for key, event_id in changed.items():
-            membership = None
-            if key[0] == "m.room.member":
-                ev = event if event_id == event.event_id else member_events.get(event_id)
-                membership = ev.membership if ev is not None else None
-            updates[key] = (event_id, membership)
+        updates, removals = await current_state_delta(self._events.get_events, event,
+                                                      state_after, current)
         target_is_local = (event.type == "m.room.member" and event.state_key is not None
                            and self._hs.is_mine_id(event.state_key))
         metadata: dict[str, Any] = {}

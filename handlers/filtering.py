@@ -19,6 +19,7 @@ import pydantic
 from pydantic import Field, StringConstraints
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.push_rules import split_key
 
 #: the timeline limit when a filter gives none (spec: "Servers should apply a default")
 DEFAULT_LIMIT = 10
@@ -285,23 +286,7 @@ _DEFAULT = FilterCollection()
 def split_field_path(path: str) -> list[str]:
     """Split a dot-separated property path (appendix "Dot-separated property paths"):
     `\\.` is a literal dot, `\\\\` a literal backslash, any other `\\x` stays as is."""
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(path):
-        c = path[i]
-        if c == "\\" and i + 1 < len(path) and path[i + 1] in ".\\":
-            current.append(path[i + 1])
-            i += 2
-            continue
-        if c == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(c)
-        i += 1
-    parts.append("".join(current))
-    return parts
+    return split_key(path)
 
 
 def apply_event_fields(event: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@ state resolution when they differ."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -51,3 +51,24 @@ class StateHandler:
 
     async def _load_events(self, event_ids: Collection[str]) -> dict[str, Event]:
         return await self._events.get_events(event_ids)
+
+
+async def current_state_delta(load_events: Callable[[Collection[str]], Awaitable[Mapping[str, Event]]],
+                              event: Event, new_state: Mapping[StateKey, str],
+                              current: Mapping[StateKey, str]
+                              ) -> tuple[dict[StateKey, tuple[str, str | None]],
+                                         tuple[StateKey, ...]]:
+    """What persisting `event` changes in the room's current state: (key -> (event ID,
+    membership for member events)) updates, and the keys removed."""
+    changed = {k: v for k, v in new_state.items() if current.get(k) != v}
+    removals = tuple(k for k in current if k not in new_state)
+    members = await load_events([v for k, v in changed.items()
+                                 if k[0] == "m.room.member" and v != event.event_id])
+    updates: dict[StateKey, tuple[str, str | None]] = {}
+    for key, event_id in changed.items():
+        membership = None
+        if key[0] == "m.room.member":
+            ev = event if event_id == event.event_id else members.get(event_id)
+            membership = ev.membership if ev is not None else None
+        updates[key] = (event_id, membership)
+    return updates, removals
