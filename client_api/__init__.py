@@ -43,6 +43,10 @@ SERVLET_MODULES = (
     "client_api.account_data",
     "client_api.receipts",
     "client_api.push_rules",
+    "client_api.openid",
+    "client_api.space_hierarchy",
+    "federation.transport.user_queries",
+    "federation.transport.hierarchy",
 )
 
 

@@ -72,8 +72,10 @@ class KnockServlet(_MembershipServlet):
     async def on_POST(self, request: HttpRequest, room_id: str) -> tuple[int, Any]:
         requester = await self._auth.get_user_by_req(request)
         body = parse_body(request, ReasonBody, allow_empty_body=True)
-        resolved = await self._members.resolve_room(room_id)
-        await self._members.knock(requester.user_id, resolved, body.reason)
+        # Servers to knock through on a remote room: `via` (and the older `server_name`).
+        servers = [*request.query.get("via", []), *request.query.get("server_name", [])]
+        resolved, servers = await self._members.resolve_room_for_join(room_id, servers)
+        await self._members.knock(requester.user_id, resolved, body.reason, servers)
         return 200, {"room_id": resolved}
 
 

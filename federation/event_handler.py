@@ -80,6 +80,11 @@ class FederationEventHandler:
         servers = {event.sender.split(":", 1)[1]}
         if room_version.event_format == EventFormat.V1 and ":" in event.event_id:
             servers.add(event.event_id.split(":", 1)[1])
+        via = event.content.get("join_authorised_via_users_server")
+        if room_version.restricted_join_rule and event.type == "m.room.member" \
+                and event.membership == "join" and isinstance(via, str) and ":" in via:
+            # A restricted join needs the signature of the authorising user's server.
+            servers.add(via.split(":", 1)[1])
         min_ts = event.origin_server_ts if room_version.enforce_key_validity else 0
         for server in servers:
             try:
@@ -114,6 +119,13 @@ class FederationEventHandler:
         except AuthError as e:
             return e.msg
         return None
+
+    async def auth_failure(self, event: Event, state_before: Mapping[StateKey, str]
+                           ) -> str | None:
+        """Why the event fails the auth rules against its own auth events or against the
+        state before it, or None (backfill checks events with this)."""
+        return (await self._auth_against_own_auth_events(event)
+                or await self._auth_against_state(event, state_before))
 
     async def _create_event(self, room_id: str) -> Event | None:
         # v12 room IDs are the create event's ID with `!` for `$`.

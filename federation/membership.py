@@ -26,6 +26,7 @@ import attrs
 from federation.client import FederationRequestError
 from federation.event_handler import InvalidPdu
 from federation.keyring import KeyRingError
+from federation.restricted import AUTHORISING_USER, RestrictedJoins
 from federation.serving import federation_pdu
 from handlers.event_creation import EventSpec
 from handlers.sync_rooms import STRIPPED_STATE_TYPES
@@ -34,6 +35,7 @@ from homeserver.event_auth import AuthError, check_auth_rules
 from homeserver.event_hashing import (
     add_content_hash,
     check_canonical_json,
+    check_content_hash,
     compute_event_id,
     sign_event,
 )
@@ -51,7 +53,8 @@ logger = logging.getLogger(__name__)
 StateKey = tuple[str, str]
 
 #: membership -> (template endpoint, send endpoint)
-_ENDPOINTS = {"join": ("make_join", "send_join"), "leave": ("make_leave", "send_leave")}
+_ENDPOINTS = {"join": ("make_join", "send_join"), "leave": ("make_leave", "send_leave"),
+              "knock": ("make_knock", "send_knock")}
 
 
 def _quote(value: str) -> str:
@@ -61,6 +64,14 @@ def _quote(value: str) -> str:
 def _domain(identifier: str) -> str | None:
     """The server part of a user ID, room ID or alias (v12 room IDs have none)."""
     return identifier.split(":", 1)[1] if ":" in identifier else None
+
+
+def _require_knocks(room_version: RoomVersion, membership: str) -> None:
+    """Knocks exist from room version 7: 400 M_INCOMPATIBLE_ROOM_VERSION before."""
+    if membership == "knock" and not room_version.knock_join_rule:
+        raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION,
+                          f"Room version {room_version.identifier} does not support knocking",
+                          room_version=room_version.identifier)
 
 
 @attrs.frozen(slots=True)
@@ -86,6 +97,8 @@ class FederationMembershipHandler:
         self._creation = hs.get_event_creation_handler()
         self._state = hs.get_state_handler()
         self._notifier = hs.get_notifier()
+        self._current = stores.state
+        self._restricted = RestrictedJoins(hs)
 
     # ---------------------------------------------------------------------------------
     # server side: other servers' users in our rooms
@@ -99,11 +112,24 @@ class FederationMembershipHandler:
         await self._hs.get_server_visibility().check_server_acl(origin, room_id)
         return room_version
 
+    async def restricted_join_authoriser(self, room_id: str, user_id: str) -> str | None:
+        """Our user who vouches for `user_id`'s join to a restricted room we are in, or
+        None when the join needs nobody (see `RestrictedJoins.authorising_user`).
+
+        Raises:
+            MatrixError: 403 / 400 when the user may not join without an invite.
+        """
+        room_version = await self._events.get_room_version(room_id)
+        if room_version is None:
+            return None
+        return await self._restricted.authorising_user(
+            room_version, await self._current.get_current_state_ids(room_id), user_id)
+
     async def is_host_in_room(self, room_id: str) -> bool:
         """Whether one of our users is joined to the room (so we hold its current state)."""
         return any(self._hs.is_mine_id(u) for u in await self._members.get_users_in_room(room_id))
 
-    # GET /_matrix/federation/v1/make_join/{roomId}/{userId}, /make_leave/...
+    # GET /_matrix/federation/v1/make_join/{roomId}/{userId}, /make_leave/..., /make_knock/...
     async def make_membership_event(self, origin: str, room_id: str, user_id: str,
                                     membership: str,
                                     supported_versions: Sequence[str] | None = None
@@ -113,8 +139,11 @@ class FederationMembershipHandler:
         Raises:
             MatrixError: 404 M_NOT_FOUND for a room we are not in; 400
                 M_INCOMPATIBLE_ROOM_VERSION when the room's version is not in
-                `supported_versions` (joins); 403 M_FORBIDDEN when the user is not on the
-                asking server or the auth rules would refuse the event.
+                `supported_versions` (joins, knocks) or has no knocks (knocks); 403
+                M_FORBIDDEN when the user is not on the asking server, the auth rules
+                would refuse the event, or (restricted rooms) the user is in none of the
+                allowed rooms; 400 M_UNABLE_TO_AUTHORISE_JOIN / M_UNABLE_TO_GRANT_JOIN
+                when we cannot judge or vouch for a restricted join.
         """
         UserID.parse(user_id)
         room_version = await self._require_resident(origin, room_id)
@@ -124,11 +153,17 @@ class FederationMembershipHandler:
                               "Your homeserver does not support the features required to "
                               "interact with this room",
                               room_version=room_version.identifier)
+        _require_knocks(room_version, membership)
         if _domain(user_id) != origin:
             raise MatrixError(403, Codes.FORBIDDEN,
                               f"{user_id} is not a user of the requesting server")
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join":
+            via = await self.restricted_join_authoriser(room_id, user_id)
+            if via is not None:
+                content[AUTHORISING_USER] = via
         spec = EventSpec(room_id=room_id, type="m.room.member", sender=user_id,
-                         content={"membership": membership}, state_key=user_id)
+                         content=content, state_key=user_id)
         pdu, auth_map = await self._creation.build_event_template(spec, room_version)
         # The requester writes its own event ID (v1, v2) and origin.
         pdu.pop("event_id", None)
@@ -146,13 +181,19 @@ class FederationMembershipHandler:
     async def _check_membership_pdu(self, origin: str, room_id: str, event_id: str,
                                     pdu: Any, membership: str,
                                     room_version: RoomVersion) -> Event:
-        """Shape, origin, event ID and signature checks of a signed membership event."""
+        """Shape, origin, event ID and signature checks of a signed membership event.
+
+        Knocks are refused with 400 M_INVALID_PARAM, as the spec of send_knock asks,
+        where joins and leaves use M_BAD_JSON and 403 M_FORBIDDEN."""
+        knock = membership == "knock"
+        shape = Codes.INVALID_PARAM if knock else Codes.BAD_JSON
+        refused = (400, Codes.INVALID_PARAM) if knock else (403, Codes.FORBIDDEN)
         if not isinstance(pdu, dict):
-            raise MatrixError(400, Codes.BAD_JSON, "The body must be a PDU")
+            raise MatrixError(400, shape, "The body must be a PDU")
         try:
             shaped = Event.from_pdu(pdu, room_version)
         except ValueError as e:
-            raise MatrixError(400, Codes.BAD_JSON, f"Malformed PDU: {e}") from None
+            raise MatrixError(400, shape, f"Malformed PDU: {e}") from None
         if shaped.event_id != event_id:
             raise MatrixError(400, Codes.INVALID_PARAM,
                               "The event ID in the path does not match the event")
@@ -160,17 +201,16 @@ class FederationMembershipHandler:
             raise MatrixError(400, Codes.INVALID_PARAM,
                               "The room ID in the path does not match the event")
         if shaped.type != "m.room.member" or shaped.membership != membership:
-            raise MatrixError(400, Codes.BAD_JSON, f"Not a {membership} event")
+            raise MatrixError(400, shape, f"Not a {membership} event")
         if shaped.state_key != shaped.sender:
-            raise MatrixError(400, Codes.BAD_JSON,
+            raise MatrixError(400, shape,
                               f"A {membership} event's state_key must be its sender")
         if _domain(shaped.sender) != origin:
-            raise MatrixError(403, Codes.FORBIDDEN,
-                              f"The {membership} event's sender is not on {origin}")
+            raise MatrixError(*refused, f"The {membership} event's sender is not on {origin}")
         try:
             return await self._fed_events().check_pdu(pdu, room_version)
         except InvalidPdu as e:
-            raise MatrixError(403, Codes.FORBIDDEN, f"Invalid event: {e}") from None
+            raise MatrixError(*refused, f"Invalid event: {e}") from None
 
     def _fed_events(self) -> Any:
         return self._hs.get_federation_event_handler()
@@ -184,20 +224,30 @@ class FederationMembershipHandler:
             raise MatrixError(400, Codes.BAD_JSON, str(e)) from None
         return attrs.evolve(event, pdu_json=signed)
 
-    # PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}, /v2/send_leave/...
+    # PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}, /v2/send_leave/...,
+    # PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
     async def on_send_membership_event(self, origin: str, room_id: str, event_id: str,
                                        pdu: Any, membership: str) -> dict[str, Any]:
-        """Add another server's signed join or leave to our room.
+        """Add another server's signed join, leave or knock to our room.
 
         A join answers `{event, state, auth_chain, origin, members_omitted}` (the state
-        before the join and its auth chain); a leave answers `{}`.
+        before the join and its auth chain); a knock `{knock_room_state}` (the room's
+        stripped state as PDUs); a leave `{}`. A restricted join naming one of our users
+        as its authoriser is checked again against the allowed rooms and signed by us.
 
         Raises:
             MatrixError: 404 for a room we are not in; 400 for a malformed event, the wrong
-                type or membership, or IDs that do not match the path; 403 when the
-                sender is not on the origin, a signature is bad, or the auth rules refuse.
+                type or membership, or IDs that do not match the path, for a knock on a
+                room version without knocks (M_INCOMPATIBLE_ROOM_VERSION) and for a join
+                authorised by another server's user; 403 when the sender is not on the
+                origin, a signature is bad, the auth rules refuse, or a restricted join's
+                user is in none of the allowed rooms (knocks: 400 M_INVALID_PARAM for
+                the sender and signature checks).
         """
         room_version = await self._require_resident(origin, room_id)
+        _require_knocks(room_version, membership)
+        if membership == "join":
+            pdu = await self._vouch_for_restricted_join(room_id, room_version, pdu)
         checked = await self._check_membership_pdu(origin, room_id, event_id, pdu,
                                                    membership, room_version)
         event = self._sign(checked)
@@ -207,12 +257,15 @@ class FederationMembershipHandler:
             raise MatrixError(403, Codes.FORBIDDEN, f"The {membership} was refused: {e}") \
                 from None
         await self._forward_to_room(event, exclude=origin)
-        if membership != "join":
+        if membership == "leave":
             return {}
         # Whether it passed: soft-failed or outlier events never enter the room.
-        current = await self._hs.get_datastores().state.get_current_state_ids(room_id)
+        current = await self._current.get_current_state_ids(room_id)
         if current.get(event.state_pair()) != event.event_id:
-            raise MatrixError(403, Codes.FORBIDDEN, "The join was not accepted into the room")
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"The {membership} was not accepted into the room")
+        if membership == "knock":
+            return {"knock_room_state": await self._stripped_state_pdus(current)}
         before = await self._state.state_before(room_version, list(event.prev_event_ids))
         state_ids = list(before.state.values())
         chain_ids = await self._dag.get_auth_chain_ids([*state_ids, event.event_id])
@@ -221,6 +274,33 @@ class FederationMembershipHandler:
         chain = [federation_pdu(loaded[e]) for e in sorted(chain_ids) if e in loaded]
         return {"event": federation_pdu(event), "state": state, "auth_chain": chain,
                 "origin": self._server_name, "members_omitted": False}
+
+    async def _vouch_for_restricted_join(self, room_id: str, room_version: RoomVersion,
+                                         pdu: Any) -> Any:
+        """A join naming an authorising user: it must be ours and the user must still
+        be in an allowed room; then our signature goes on first, so that the checks of
+        the event's signatures (the authoriser's server's included) pass."""
+        content = pdu.get("content") if isinstance(pdu, dict) else None
+        if not isinstance(content, dict) or AUTHORISING_USER not in content:
+            return pdu
+        self._restricted.check_authoriser_is_ours(content)
+        sender = pdu.get("sender")
+        if isinstance(sender, str):
+            await self._restricted.authorising_user(
+                room_version, await self._current.get_current_state_ids(room_id), sender)
+        try:
+            return sign_event(pdu, self._server_name, self._hs.get_signing_key(),
+                              room_version)
+        except (ValueError, TypeError, KeyError) as e:
+            raise MatrixError(400, Codes.BAD_JSON, f"Malformed PDU: {e}") from None
+
+    async def _stripped_state_pdus(self, state: Mapping[StateKey, str]
+                                   ) -> list[dict[str, Any]]:
+        """The room's stripped state (create, join rules, name, …) as PDUs: what knocks
+        (and invites) carry so the user can tell what room it is."""
+        wanted = [v for (t, k), v in state.items() if t in STRIPPED_STATE_TYPES and k == ""]
+        loaded = await self._events.get_events(wanted)
+        return [federation_pdu(loaded[e]) for e in wanted if e in loaded]
 
     # PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
     async def _forward_to_room(self, event: Event, exclude: str) -> None:
@@ -288,8 +368,6 @@ class FederationMembershipHandler:
 
     async def _store_invite(self, origin: str, event: Event, room_version: RoomVersion,
                             stripped: list[dict[str, Any]]) -> None:
-        invitee = event.state_key
-        assert invitee is not None
         if await self.is_host_in_room(event.room_id):
             # We are in the room: the invite joins the room's graph like any event (the
             # copy that arrives later in a transaction is then already known).
@@ -301,19 +379,8 @@ class FederationMembershipHandler:
         known = await self._events.get_stream_ordering(event.event_id)
         if known is not None:
             return
-        create = next((e for e in stripped if e.get("type") == "m.room.create"), None)
-        creator = event.sender
-        if create is not None and isinstance(create.get("sender"), str):
-            creator = create["sender"]
-        await self._rooms.store_remote_room(event.room_id, room_version.identifier, creator,
-                                            event.origin_server_ts)
-        unsigned = dict(event.pdu_json.get("unsigned") or {})
-        unsigned["invite_room_state"] = stripped
-        event = attrs.evolve(event, pdu_json={**event.pdu_json, "unsigned": unsigned})
-        ordering = await self._events.persist_event(event, PersistContext(outlier=True))
-        await self._members.set_outlier_membership(invitee, event.room_id,
-                                                   event.event_id, "invite", ordering)
-        self._notifier.on_new_event("room", ordering, users=[invitee])
+        await self._store_outlier_membership(event, room_version, "invite_room_state",
+                                             stripped)
 
     # ---------------------------------------------------------------------------------
     # client side: our users and rooms on other servers
@@ -355,7 +422,7 @@ class FederationMembershipHandler:
         """Ask `server` for a template, fill it in and sign it."""
         make, _ = _ENDPOINTS[membership]
         path = f"/_matrix/federation/v1/{make}/{_quote(room_id)}/{_quote(user_id)}"
-        query = {"ver": list(KNOWN_ROOM_VERSIONS)} if membership == "join" else None
+        query = {"ver": list(KNOWN_ROOM_VERSIONS)} if membership != "leave" else None
         answer = await self._hs.get_federation_client().get_json(server, path, query)
         if not isinstance(answer, dict) or not isinstance(answer.get("event"), dict):
             raise FederationRequestError(server, f"{make}: malformed answer")
@@ -366,10 +433,16 @@ class FederationMembershipHandler:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION,
                               f"Room version {version_id!r} is not supported",
                               room_version=str(version_id))
+        _require_knocks(room_version, membership)
         template = answer["event"]
         pdu = {k: v for k, v in template.items()
                if k not in ("event_id", "hashes", "signatures", "unsigned")}
         pdu["content"] = dict(content)
+        # A restricted join: the resident names who vouches for us; keep it.
+        template_content = template.get("content")
+        if membership == "join" and isinstance(template_content, dict) \
+                and isinstance(template_content.get(AUTHORISING_USER), str):
+            pdu["content"][AUTHORISING_USER] = template_content[AUTHORISING_USER]
         pdu["origin_server_ts"] = self._clock.time_msec()
         if room_version.updated_redaction_rules:
             pdu.pop("origin", None)
@@ -378,7 +451,9 @@ class FederationMembershipHandler:
         if room_version.event_format == EventFormat.V1:
             pdu["event_id"] = f"${secrets.token_urlsafe(18)}:{self._server_name}"
         if (pdu.get("type") != "m.room.member" or pdu.get("state_key") != user_id
-                or pdu.get("sender") != user_id or pdu.get("room_id") != room_id):
+                or pdu.get("sender") != user_id or pdu.get("room_id") != room_id
+                or not isinstance(template_content, dict)
+                or template_content.get("membership") != membership):
             raise FederationRequestError(server, f"{make}: the template is not our {membership}")
         pdu = sign_event(add_content_hash(pdu), self._server_name,
                          self._hs.get_signing_key(), room_version)
@@ -459,22 +534,92 @@ class FederationMembershipHandler:
                       server: signed["signatures"][server]}
         return attrs.evolve(ours, pdu_json={**ours.pdu_json, "signatures": signatures})
 
-    async def reject_remote_invite(self, user_id: str, room_id: str,
-                                   content: Mapping[str, Any]) -> MembershipResult:
-        """Reject an invite to a room we are not in: make_leave/send_leave through the
-        inviter's server (then the room's), and keep the leave so /sync shows it.
+    async def knock_remote_room(self, user_id: str, room_id: str, servers: Sequence[str],
+                                content: Mapping[str, Any]) -> MembershipResult:
+        """Knock on a room we are not in through the first of `servers` that takes it
+        (make_knock → sign → send_knock); the knock is kept as an out-of-room event with
+        the room's stripped state, so /sync shows it under `rooms.knock`.
 
         Raises:
-            MatrixError: 403 M_FORBIDDEN without an invite to reject; the last
-                resident's 4xx error or 502 when no server took the leave.
+            MatrixError: 404 M_NOT_FOUND without servers to try; 400
+                M_INCOMPATIBLE_ROOM_VERSION for a room version without knocks; the
+                last resident's 4xx error when every one refused; 502 when none could
+                be reached or none answered usably.
+        """
+        if not servers:
+            raise MatrixError(404, Codes.NOT_FOUND, "No known servers for this room")
+        last: Exception | None = None
+        for server in servers:
+            try:
+                room_version, event = await self._make_and_sign(
+                    server, room_id, user_id, "knock", content)
+                answer = await self._hs.get_federation_client().put_json(
+                    server, f"/_matrix/federation/v1/send_knock/{_quote(room_id)}/"
+                    f"{_quote(event.event_id)}", federation_pdu(event))
+                if not isinstance(answer, dict) \
+                        or not isinstance(answer.get("knock_room_state"), list):
+                    raise FederationRequestError(server, "send_knock: malformed answer")
+            except FederationRequestError as e:
+                logger.info("Knocking on %s through %s failed: %s", room_id, server, e)
+                last = e
+                continue
+            # Badly signed or malformed entries are dropped, as the spec asks.
+            stripped = await self._check_pdus(
+                [e for e in answer["knock_room_state"]
+                 if isinstance(e, dict) and check_content_hash(e)], room_id, room_version)
+            ordering = await self._store_outlier_membership(
+                event, room_version, "knock_room_state",
+                [federation_pdu(e) for e in stripped])
+            return MembershipResult(event, ordering)
+        raise _client_error(last, "knock")
+
+    async def _store_outlier_membership(self, event: Event, room_version: RoomVersion,
+                                        state_key: str, stripped: list[dict[str, Any]]
+                                        ) -> int:
+        """Keep our user's membership event of a room we are not in (with the room's
+        stripped state in `unsigned[state_key]`) and show it in their /sync."""
+        user_id, membership = event.state_key, event.membership
+        assert user_id is not None and membership is not None
+        create = next((e for e in stripped if e.get("type") == "m.room.create"), None)
+        creator = create["sender"] if create is not None \
+            and isinstance(create.get("sender"), str) else event.sender
+        await self._rooms.store_remote_room(event.room_id, room_version.identifier, creator,
+                                            event.origin_server_ts)
+        unsigned = {**dict(event.pdu_json.get("unsigned") or {}), state_key: stripped}
+        event = attrs.evolve(event, pdu_json={**event.pdu_json, "unsigned": unsigned})
+        ordering = await self._events.persist_event(event, PersistContext(outlier=True))
+        await self._members.set_outlier_membership(user_id, event.room_id, event.event_id,
+                                                   membership, ordering)
+        self._notifier.on_new_event("room", ordering, users=[user_id])
+        return ordering
+
+    async def reject_remote_invite(self, user_id: str, room_id: str,
+                                   content: Mapping[str, Any]) -> MembershipResult:
+        """Reject an invite to (or retract a knock on) a room we are not in:
+        make_leave/send_leave through the inviter's server (for a knock, the servers of
+        the room's stripped state), then the room's, and keep the leave so /sync
+        shows it.
+
+        Raises:
+            MatrixError: 403 M_FORBIDDEN without an invite or knock to take back; the
+                last resident's 4xx error or 502 when no server took the leave.
         """
         invite = await self._members.get_local_membership(user_id, room_id)
-        if invite is None or invite.membership != "invite":
-            raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has no invite to {room_id}")
+        if invite is None or invite.membership not in ("invite", "knock"):
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"{user_id} has no invite to or knock on {room_id}")
         invite_event = await self._events.get_event(invite.event_id)
-        inviter = _domain(invite_event.sender) if invite_event is not None else None
+        hints: list[str] = []
+        if invite_event is not None and invite.membership == "invite":
+            hints = [d for d in [_domain(invite_event.sender)] if d]
+        elif invite_event is not None:
+            unsigned = invite_event.pdu_json.get("unsigned")
+            state = unsigned.get("knock_room_state") if isinstance(unsigned, dict) else None
+            hints = [d for e in (state if isinstance(state, list) else [])
+                     if isinstance(e, dict) and isinstance(e.get("sender"), str)
+                     for d in [_domain(e["sender"])] if d]
         last: Exception | None = None
-        for server in self.candidate_servers(room_id, [inviter] if inviter else []):
+        for server in self.candidate_servers(room_id, hints):
             try:
                 _, event = await self._make_and_sign(server, room_id, user_id, "leave",
                                                      content)

@@ -4,15 +4,27 @@ client whose device lists to (re)fetch (`device_lists.changed`) or stop tracking
 Spec: end-to-end encryption module, "Tracking the device list for a user". A client tracks
 the devices of every user it shares a room with; the server tells it when one of them
 changed devices, started sharing a room with it, or no longer shares any room with it.
+
+Federation: a local user's change goes to every server sharing a joined room with them as
+an `m.device_list_update` EDU per device (with an empty `prev_id`, which makes Synapse
+re-fetch the whole list through `GET /user/devices/{userId}`); a remote user's EDU, from
+their own server, is recorded in the same stream so that local room-mates' /sync lists them
+in `device_lists.changed`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from homeserver.errors import MatrixError
+from homeserver.identifiers import UserID
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
+
+logger = logging.getLogger(__name__)
 
 
 class DeviceListHandler:
@@ -20,8 +32,11 @@ class DeviceListHandler:
         stores = hs.get_datastores()
         self._store = stores.device_lists
         self._members = stores.room_members
+        self._devices = stores.devices
         self._notifier = hs.get_notifier()
         self._is_mine_id = hs.is_mine_id
+        # The federation sender is fetched on first use (it is built after us).
+        self._get_federation_sender = hs.get_federation_sender
 
     def get_current_key(self) -> int:
         """The device-list stream position for a new sync token."""
@@ -39,7 +54,58 @@ class DeviceListHandler:
         position = await self._store.add_device_changes(user_id, device_ids)
         users = await self._local_users_sharing_rooms_with(user_id)
         self._notifier.on_new_event("device_list", position, users=users)
+        if self._is_mine_id(user_id):
+            await self._federate(user_id, device_ids, position)
         return position
+
+    async def _federate(self, user_id: str, device_ids: Collection[str],
+                        position: int) -> None:
+        """Send one `m.device_list_update` per changed device to the servers sharing a
+        joined room with the user (a deleted device says `deleted`)."""
+        rooms = await self._members.get_rooms_for_local_user(user_id)
+        if not rooms:
+            return
+        sender = self._get_federation_sender()
+        destinations: set[str] = set()
+        for room in rooms:
+            destinations |= await sender.destinations_for_room(room.room_id)
+        if not destinations:
+            return
+        for device_id in sorted(set(device_ids)):
+            device = await self._devices.get_device(user_id, device_id)
+            content: dict[str, Any] = {"user_id": user_id, "device_id": device_id,
+                                       "stream_id": position, "prev_id": []}
+            if device is None:
+                content["deleted"] = True
+            elif device.display_name is not None:
+                content["device_display_name"] = device.display_name
+            for destination in sorted(destinations):
+                sender.send_edu(destination, "m.device_list_update", content,
+                                key=("m.device_list_update", user_id, device_id))
+
+    async def on_remote_device_list_update(self, origin: str, content: Any) -> None:
+        """An `m.device_list_update` EDU: a device of a user of `origin` changed. Recorded
+        (and local room-mates woken) only for a user sharing a joined room with one of our
+        users; malformed EDUs and other servers' users are ignored."""
+        if not isinstance(content, dict):
+            return
+        user_id, device_id = content.get("user_id"), content.get("device_id")
+        stream_id = content.get("stream_id")
+        if not (isinstance(user_id, str) and isinstance(device_id, str) and device_id
+                and isinstance(stream_id, int) and not isinstance(stream_id, bool)):
+            return
+        try:
+            if UserID.parse(user_id).domain != origin or self._is_mine_id(user_id):
+                return
+        except MatrixError:
+            return
+        users = await self._members.get_local_users_sharing_room_with(user_id)
+        if not users:
+            logger.info("Device list update for %s, who shares no room with us: ignored",
+                        user_id)
+            return
+        position = await self._store.add_device_changes(user_id, [device_id])
+        self._notifier.on_new_event("device_list", position, users=users)
 
     async def _local_users_sharing_rooms_with(self, user_id: str) -> set[str]:
         users = {user_id}

@@ -51,6 +51,7 @@ class PaginationHandler:
         self._state = stores.state
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
+        self._hs = hs
 
     # GET /_matrix/client/v3/rooms/{roomId}/messages
     async def get_messages(self, user_id: str, device_id: str | None, room_id: str,
@@ -72,7 +73,8 @@ class PaginationHandler:
         leave_pos = await self._check_access(user_id, room_id)
         current = self._events.get_room_max_stream_ordering()
         if from_token is None:
-            from_token = StreamToken(room=current if direction == "b" else 0)
+            from_token = StreamToken(room=current if direction == "b"
+                                     else self._events.get_room_min_stream_ordering())
         start = from_token.serialize()
         if direction == "b":
             pos = min(from_token.room, current, leave_pos)
@@ -82,6 +84,9 @@ class PaginationHandler:
             stop = min(current, leave_pos,
                        to_token.room if to_token is not None else current)
         page = await self._page(user_id, room_id, pos, stop, direction, limit, event_filter)
+        if direction == "b" and stop is None and not page.more and len(page.events) < limit:
+            page = await self._backfill_and_continue(user_id, room_id, page, limit,
+                                                     event_filter)
         result: dict[str, Any] = {"chunk": [], "start": start}
         if page.more:
             result["end"] = from_token.replace(room=page.next_pos).serialize()
@@ -145,6 +150,22 @@ class PaginationHandler:
         }
 
     # -- internals --
+
+    async def _backfill_and_continue(self, user_id: str, room_id: str, page: _Page,
+                                     limit: int, event_filter: RoomEventFilter | None
+                                     ) -> _Page:
+        """Paging back reached the oldest event we hold: fetch older ones from a server
+        in the room (federation backfill) and fill the page up with them. While backfill
+        makes progress the page keeps an `end` token, so the client pages on."""
+        missing = limit - len(page.events)
+        added = await self._hs.get_federation_backfill_handler().backfill(room_id, missing)
+        if not added:
+            return page
+        rest = await self._page(user_id, room_id, page.next_pos, None, "b", missing,
+                                event_filter)
+        return _Page(events=[*page.events, *rest.events], next_pos=rest.next_pos,
+                     more=rest.more
+                     or bool(await self._events.get_backward_extremities(room_id)))
 
     async def _check_access(self, user_id: str, room_id: str) -> int:
         """Raise 403 unless the user may read the room; returns the position they may

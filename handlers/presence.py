@@ -7,6 +7,12 @@ for a while becomes `offline` (keeping their status message). A looping check ev
 applies the timers. Changes that clients must see get a new presence-stream position and
 wake the syncs of the user and of everyone sharing a joined room with them; pure timer
 bookkeeping (the last sync time) is written without a stream position.
+
+Federation (as Synapse): such a change of a local user is also sent as an `m.presence` EDU
+to every server sharing a joined room with them, and a user who stays online is re-sent
+every 25 minutes. Remote users' presence arrives in `m.presence` EDUs from their own server
+and is kept in the same table and stream (so local room-mates see it in /sync); a remote
+user not updated for 30 minutes goes offline.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from twisted.internet import defer, task
 
 from homeserver.async_utils import Linearizer
 from homeserver.errors import Codes, MatrixError
+from homeserver.identifiers import UserID
 from storage.stores.presence import PresenceRow
 
 if TYPE_CHECKING:
@@ -44,6 +51,14 @@ TIMEOUT_CHECK_INTERVAL_S = 5.0
 TIMEOUT_CHECK_START_DELAY_S = 30.0
 #: a sync that changes nothing but the last-sync time writes it only this often
 SYNC_TS_WRITE_GRANULARITY_MS = 10_000
+#: a remote user not updated by their server for this long goes offline (Synapse)
+FEDERATION_TIMEOUT_MS = 30 * 60_000
+#: a local user who stays online is re-sent to other servers this often (Synapse)
+FEDERATION_PING_INTERVAL_MS = 25 * 60_000
+#: how often the timer loop looks for users to re-send
+FEDERATION_PING_CHECK_MS = 60_000
+#: the longest status message accepted from another server
+MAX_STATUS_MSG_LEN = 2048
 
 
 def _default_row(user_id: str) -> PresenceRow:
@@ -60,6 +75,18 @@ def presence_content(row: PresenceRow, now: int) -> dict[str, Any]:
     if row.status_msg is not None:
         content["status_msg"] = row.status_msg
     return content
+
+
+def federation_presence(row: PresenceRow, now: int) -> dict[str, Any]:
+    """One entry of an `m.presence` EDU's `push` list."""
+    return {"user_id": row.user_id, **presence_content(row, now)}
+
+
+def remote_timeout(row: PresenceRow, now: int) -> PresenceRow:
+    """A remote row after the federation timeout ran at `now`."""
+    if row.state != "offline" and now - row.last_user_sync_ts > FEDERATION_TIMEOUT_MS:
+        return attrs.evolve(row, state="offline", currently_active=False)
+    return row
 
 
 def _with_currently_active(row: PresenceRow, now: int) -> PresenceRow:
@@ -99,7 +126,14 @@ class PresenceHandler:
         stores = hs.get_datastores()
         self._store = stores.presence
         self._users = stores.users
+        self._members = stores.room_members
         self._enabled = hs.config.presence_enabled
+        self._is_mine_id = hs.is_mine_id
+        # The federation sender is fetched on first use (it is built after us).
+        self._get_federation_sender = hs.get_federation_sender
+        #: local user -> when their presence was last sent to other servers
+        self._last_federated: dict[str, int] = {}
+        self._last_ping_check = 0
         self._linearizer = Linearizer()
         self._loop: task.LoopingCall | None = None
         # an IDelayedCall (zope interfaces do not type-check as attribute types)
@@ -227,7 +261,10 @@ class PresenceHandler:
                 requester (anyone may read their own).
         """
         if requester_id != user_id:
-            if await self._users.get_user(user_id) is None:
+            known = (await self._users.get_user(user_id) is not None
+                     if self._is_mine_id(user_id)
+                     else await self._store.get_presence(user_id) is not None)
+            if not known:
                 raise MatrixError(404, Codes.NOT_FOUND, "No presence for this user")
             if not await self._store.shares_room(requester_id, user_id):
                 raise MatrixError(403, Codes.FORBIDDEN,
@@ -243,7 +280,9 @@ class PresenceHandler:
         async with self._linearizer.queue(user_id):
             now = self._clock.time_msec()
             prev = await self._store.get_presence(user_id) or _default_row(user_id)
-            new = _with_currently_active(change(prev, now), now)
+            new = change(prev, now)
+            if not new.remote:
+                new = _with_currently_active(new, now)
             if new == prev:
                 return
             if should_notify(prev, new):
@@ -257,9 +296,69 @@ class PresenceHandler:
             await self._store.upsert_presence(new)
 
     async def _announce(self, user_id: str, stream_id: int) -> None:
-        users = set(await self._store.get_users_sharing_room(user_id))
-        users.add(user_id)
-        self._notifier.on_new_event("presence", stream_id, users=sorted(users))
+        if not self._is_mine_id(user_id):
+            users = await self._members.get_local_users_sharing_room_with(user_id)
+            self._notifier.on_new_event("presence", stream_id, users=users)
+            return
+        local = set(await self._store.get_users_sharing_room(user_id))
+        local.add(user_id)
+        self._notifier.on_new_event("presence", stream_id, users=sorted(local))
+        row = await self._store.get_presence(user_id)
+        if row is not None:
+            await self._federate(row)
+
+    # -- federation --
+
+    async def _federate(self, row: PresenceRow) -> None:
+        """Send a local user's presence to every server sharing a joined room with them."""
+        now = self._clock.time_msec()
+        self._last_federated[row.user_id] = now
+        rooms = await self._members.get_rooms_for_local_user(row.user_id)
+        if not rooms:
+            return
+        sender = self._get_federation_sender()
+        destinations: set[str] = set()
+        for room in rooms:
+            destinations |= await sender.destinations_for_room(room.room_id)
+        content = {"push": [federation_presence(row, now)]}
+        for destination in sorted(destinations):
+            # A newer update of the same user replaces one still queued.
+            sender.send_edu(destination, "m.presence", content,
+                            key=("m.presence", row.user_id))
+
+    async def on_remote_presence(self, origin: str, content: Any) -> None:
+        """An `m.presence` EDU: updates of users of `origin` who share a joined room with
+        one of our users (others, and malformed entries, are ignored)."""
+        if not self._enabled or not isinstance(content, dict):
+            return
+        push = content.get("push")
+        if not isinstance(push, list):
+            return
+        for update in push:
+            parsed = _parse_remote_update(origin, update)
+            if parsed is None or self._is_mine_id(parsed.user_id):
+                continue
+            if not await self._members.get_local_users_sharing_room_with(parsed.user_id):
+                continue
+
+            def change(prev: PresenceRow, now: int, u: _RemoteUpdate = parsed) -> PresenceRow:
+                last_active = (now - u.last_active_ago if u.last_active_ago is not None
+                               else prev.last_active_ts)
+                return attrs.evolve(prev, state=u.presence, status_msg=u.status_msg,
+                                    last_active_ts=max(0, last_active),
+                                    last_user_sync_ts=now,
+                                    currently_active=u.currently_active, remote=True)
+
+            await self._update(parsed.user_id, change)
+
+    async def _ping_federation(self, now: int) -> None:
+        """Re-send local users who stay online, so other servers do not time them out."""
+        if now - self._last_ping_check < FEDERATION_PING_CHECK_MS:
+            return
+        self._last_ping_check = now
+        for row in await self._store.get_local_users_online():
+            if now - self._last_federated.get(row.user_id, 0) > FEDERATION_PING_INTERVAL_MS:
+                await self._federate(row)
 
     # -- timers --
 
@@ -273,8 +372,47 @@ class PresenceHandler:
             now = self._clock.time_msec()
             candidates = await self._store.get_timeout_candidates(
                 synced_before=now - OFFLINE_AFTER_MS, idle_before=now - IDLE_TIMER_MS,
-                active_before=now - LAST_ACTIVE_GRANULARITY_MS)
+                active_before=now - LAST_ACTIVE_GRANULARITY_MS,
+                remote_updated_before=now - FEDERATION_TIMEOUT_MS)
             for row in candidates:
-                await self._update(row.user_id, apply_timeouts)
+                await self._update(row.user_id,
+                                   remote_timeout if row.remote else apply_timeouts)
+            await self._ping_federation(now)
         except Exception:
             logger.exception("presence timeout check failed")
+
+
+@attrs.frozen(slots=True)
+class _RemoteUpdate:
+    user_id: str
+    presence: str
+    last_active_ago: int | None
+    currently_active: bool
+    status_msg: str | None
+
+
+def _parse_remote_update(origin: str, update: Any) -> _RemoteUpdate | None:
+    """One `push` entry of an `m.presence` EDU, or None if malformed or not a user of
+    `origin` (a server speaks only for its own users)."""
+    if not isinstance(update, dict):
+        return None
+    user_id, presence = update.get("user_id"), update.get("presence")
+    ago = update.get("last_active_ago")
+    active = update.get("currently_active", False)
+    status_msg = update.get("status_msg")
+    if not isinstance(user_id, str) or presence not in PRESENCE_STATES:
+        return None
+    try:
+        if UserID.parse(user_id).domain != origin:
+            return None
+    except MatrixError:
+        return None
+    if ago is not None and (not isinstance(ago, int) or isinstance(ago, bool) or ago < 0):
+        return None
+    if not isinstance(active, bool):
+        return None
+    if status_msg is not None and not isinstance(status_msg, str):
+        return None
+    if status_msg is not None:
+        status_msg = status_msg[:MAX_STATUS_MSG_LEN]
+    return _RemoteUpdate(user_id, presence, ago, active, status_msg)

@@ -138,7 +138,11 @@ class RoomMemberHandler:
                 if existing is not None else None
             if existing is not None and ordering is not None:
                 return SentEvent(existing, ordering, new=False)
-        return await self.update_membership(user_id, room_id, user_id, "join", reason)
+        # A restricted room: one of our members who may invite vouches for the join.
+        via = await fed.restricted_join_authoriser(room_id, user_id)
+        extra = {"join_authorised_via_users_server": via} if via is not None else None
+        return await self.update_membership(user_id, room_id, user_id, "join", reason,
+                                            extra_content=extra)
 
     # POST /_matrix/client/v3/rooms/{roomId}/leave
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent | None:
@@ -146,7 +150,7 @@ class RoomMemberHandler:
         is a no-op (None); a room never joined is 403. An invite to a room our server
         is not in is rejected through the inviter's server (make_leave/send_leave)."""
         local = await self._members.get_local_membership(user_id, room_id)
-        if local is not None and local.membership == "invite":
+        if local is not None and local.membership in ("invite", "knock"):
             fed = self._hs.get_federation_membership_handler()
             if not await fed.is_host_in_room(room_id):
                 content = await self._member_content(user_id, "leave", reason)
@@ -184,7 +188,17 @@ class RoomMemberHandler:
         return await self.update_membership(sender, room_id, target, "leave", reason)
 
     # POST /_matrix/client/v3/knock/{roomIdOrAlias}
-    async def knock(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent:
+    async def knock(self, user_id: str, room_id: str, reason: str | None = None,
+                    servers: list[str] | tuple[str, ...] = ()) -> SentEvent:
+        """Knock; on a room our server is not in, through one of `servers` or the room
+        ID's server (make_knock/send_knock)."""
+        fed = self._hs.get_federation_membership_handler()
+        if not await fed.is_host_in_room(room_id):
+            candidates = fed.candidate_servers(room_id, servers)
+            if candidates:
+                content = await self._member_content(user_id, "knock", reason)
+                knocked = await fed.knock_remote_room(user_id, room_id, candidates, content)
+                return SentEvent(knocked.event, knocked.stream_ordering)
         return await self.update_membership(user_id, room_id, user_id, "knock", reason)
 
     # POST /_matrix/client/v3/rooms/{roomId}/forget

@@ -332,10 +332,10 @@ class RoomSyncBuilder:
         if member is None or member.sender in req.ignored:
             return None
         unsigned = member.pdu_json.get("unsigned")
-        remote_state = unsigned.get("invite_room_state") \
+        remote_state = unsigned.get("invite_room_state", unsigned.get("knock_room_state")) \
             if isinstance(unsigned, Mapping) else None
         if isinstance(remote_state, list):
-            # An invite from another server to a room we are not in: its stripped state.
+            # An invite to or a knock on a room we are not in: its stripped state.
             return [{k: e.get(k) for k in ("type", "state_key", "sender", "content")}
                     for e in remote_state if isinstance(e, Mapping)] + [_strip(member)]
         current = await self._state.get_current_state_ids(room_id)

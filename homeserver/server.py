@@ -16,7 +16,9 @@ from homeserver.clock import Clock
 from homeserver.config import HomeServerConfig
 
 if TYPE_CHECKING:
+    from federation.backfill import FederationBackfillHandler
     from federation.client import FederationClient
+    from federation.device_queries import FederationDeviceQueryHandler
     from federation.event_handler import FederationEventHandler
     from federation.keyring import KeyRing
     from federation.membership import FederationMembershipHandler
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from handlers.login import LoginHandler
     from handlers.message import MessageHandler
     from handlers.notifier import Notifier
+    from handlers.openid import OpenIdHandler
     from handlers.pagination import PaginationHandler
     from handlers.passwords import PasswordHandler
     from handlers.presence import PresenceHandler
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
+    from handlers.space_hierarchy import SpaceHierarchyHandler
     from handlers.state import StateHandler
     from handlers.sync import SyncHandler
     from handlers.to_device import ToDeviceHandler
@@ -202,6 +206,12 @@ class HomeServer:
         from federation.sender import FederationSender
 
         return FederationSender(self)
+
+    @_part
+    def get_federation_backfill_handler(self) -> FederationBackfillHandler:
+        from federation.backfill import FederationBackfillHandler
+
+        return FederationBackfillHandler(self)
 
     @_part
     def get_federation_event_handler(self) -> FederationEventHandler:
@@ -465,3 +475,21 @@ class HomeServer:
         from handlers.typing import TypingHandler
 
         return TypingHandler(self)
+
+    @_part
+    def get_federation_device_query_handler(self) -> FederationDeviceQueryHandler:
+        from federation.device_queries import FederationDeviceQueryHandler
+
+        return FederationDeviceQueryHandler(self)
+
+    @_part
+    def get_openid_handler(self) -> OpenIdHandler:
+        from handlers.openid import OpenIdHandler
+
+        return OpenIdHandler(self)
+
+    @_part
+    def get_space_hierarchy_handler(self) -> SpaceHierarchyHandler:
+        from handlers.space_hierarchy import SpaceHierarchyHandler
+
+        return SpaceHierarchyHandler(self)

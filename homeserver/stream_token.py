@@ -1,7 +1,8 @@
 """Sync tokens: the vector of stream positions a client has seen.
 
 Serialised as `s` followed by the positions joined by `_`, in `StreamToken.KEYS` order
-(`s1042_3_0_17_2_0_5_0`). Tokens are opaque to clients; a token with fewer positions (from
+(`s1042_3_0_17_2_0_5_0`); the room position is negative in backfilled history
+(`s-20_3_0_17_2_0_5_0`, see `EventsStore.persist_backfilled_event`). Tokens are opaque to clients; a token with fewer positions (from
 an older server) is accepted with the missing ones at 0.
 """
 
@@ -40,7 +41,9 @@ class StreamToken:
         if not text.startswith("s") or len(text) > 200:
             raise ValueError("not a stream token")
         parts = text[1:].split("_")
-        if len(parts) > len(cls.KEYS) or not all(p.isdigit() for p in parts):
+        # The room position may be negative: /messages paging into backfilled history.
+        if len(parts) > len(cls.KEYS) or not all(p.isdigit() for p in parts[1:]) \
+                or not parts[0].removeprefix("-").isdigit():
             raise ValueError("not a stream token")
         return cls(**{k: int(p) for k, p in zip(cls.KEYS, parts, strict=False)})
 

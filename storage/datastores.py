@@ -10,6 +10,7 @@ from storage.stores.devices import DeviceStore
 from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
+from storage.stores.openid import OpenIdStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
 from storage.stores.push_actions import PushActionsStore
@@ -56,3 +57,4 @@ class DataStores:
         self.account_data = AccountDataStore(db)
         self.server_keys = ServerKeysStore(db)
         self.destinations = DestinationsStore(db)
+        self.openid = OpenIdStore(db)

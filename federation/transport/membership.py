@@ -1,4 +1,5 @@
-"""Federation membership endpoints: make_join/send_join, make_leave/send_leave, invite.
+"""Federation membership endpoints: make_join/send_join, make_leave/send_leave,
+make_knock/send_knock, invite.
 
 All authenticated with X-Matrix; the checks live in `FederationMembershipHandler`. The v1
 send_join/send_leave answers are the old `[200, body]` pairs, kept for older servers.
@@ -58,6 +59,18 @@ class MakeLeaveServlet(_MembershipServlet):
             origin, _room_id(room_id), user_id, "leave")
 
 
+class MakeKnockServlet(_MembershipServlet):
+    PATTERNS = federation_patterns(f"/make_knock/{ROOM}/{USER}")
+
+    # GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=...
+    async def on_GET_authed(self, request: HttpRequest, origin: str, room_id: str,
+                            user_id: str) -> tuple[int, Any]:
+        # `ver` is required; without it no room version with knocks can match.
+        versions = request.query.get("ver") or []
+        return 200, await self._handler.make_membership_event(
+            origin, _room_id(room_id), user_id, "knock", versions)
+
+
 class _SendMembershipServlet(_MembershipServlet):
     MEMBERSHIP = ""
     LEGACY = False
@@ -94,6 +107,12 @@ class SendLeaveV1Servlet(SendLeaveServlet):
     LEGACY = True
 
 
+class SendKnockServlet(_SendMembershipServlet):
+    # PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+    PATTERNS = federation_patterns(f"/send_knock/{ROOM}/{EVENT}")
+    MEMBERSHIP = "knock"
+
+
 class InviteServlet(_MembershipServlet):
     PATTERNS = federation_patterns(f"/invite/{ROOM}/{EVENT}", FEDERATION_V2)
 
@@ -107,5 +126,6 @@ class InviteServlet(_MembershipServlet):
 
 def register_servlets(hs: HomeServer, router: Router) -> None:
     for servlet in (MakeJoinServlet, MakeLeaveServlet, SendJoinServlet, SendJoinV1Servlet,
-                    SendLeaveServlet, SendLeaveV1Servlet, InviteServlet):
+                    SendLeaveServlet, SendLeaveV1Servlet, MakeKnockServlet, SendKnockServlet,
+                    InviteServlet):
         servlet(hs).register(router)

@@ -55,6 +55,14 @@ class DeviceListStore:
             await self.db.run_interaction("add_device_changes", _txn, stream_id)
         return stream_id
 
+    async def get_last_position_for_user(self, user_id: str) -> int:
+        """The position of the user's newest device-list change (0 if none): the
+        `stream_id` of `GET /_matrix/federation/v1/user/devices/{userId}`."""
+        rows = await self.db.execute(
+            "get_device_list_last_position_for_user",
+            "SELECT MAX(stream_id) FROM device_lists_stream WHERE user_id = ?", user_id)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
     async def get_users_changed_between(self, from_key: int, to_key: int) -> set[str]:
         """Users with a device-list change at a position in (from_key, to_key]."""
         if from_key >= to_key:

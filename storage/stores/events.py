@@ -49,6 +49,10 @@ class PersistContext:
     outlier: bool = False
     #: who the event notifies (written in the same transaction as the event)
     push_actions: tuple[PushAction, ...] = ()
+    #: an older event fetched by backfill: placed in the history (a negative stream
+    #: ordering, a state group) without touching current state or forward extremities;
+    #: an outlier row of the same event is turned into this one
+    backfilled: bool = False
 
 
 class EventsStore:
@@ -63,6 +67,9 @@ class EventsStore:
         self._room_membership_listeners: list[Callable[[str], None]] = []
         #: newest events per room, for /sync without the database
         self.recent = RecentRoomEvents(self._stream_ids.get_current_token())
+        #: the lowest stream ordering given out so far (<= 0); backfilled events get
+        #: decreasing negative orderings, below every event of the live stream
+        self._backfill_min = min(0, db.run_sync("min_events_stream_ordering", _min_ordering_txn))
         # event ID -> the redaction that applies to it, or "" for none known
         self._redaction_cache: LruCache[str, str] = LruCache(50_000)
 
@@ -78,7 +85,28 @@ class EventsStore:
         """The room-event stream position up to which every event is persisted."""
         return self._stream_ids.get_current_token()
 
+    def get_room_min_stream_ordering(self) -> int:
+        """A position just below every stored event, backfilled ones included (0 while
+        nothing was backfilled): where paging forwards from the start begins."""
+        return self._backfill_min - 1 if self._backfill_min < 0 else 0
+
     # -- writing --
+
+    def reserve_backfill_orderings(self, count: int) -> list[int]:
+        """`count` stream orderings below every one given out so far, ascending: a
+        backfilled batch, persisted oldest first, takes them in order (unused ones are
+        gaps, which paging does not mind)."""
+        self._backfill_min -= count
+        return list(range(self._backfill_min, self._backfill_min + count))
+
+    async def persist_backfilled_event(self, event: Event, ctx: PersistContext,
+                                       stream_ordering: int) -> None:
+        """Persist an event fetched by backfill (`ctx.backfilled`) at an ordering from
+        `reserve_backfill_orderings` (callers hold the room lock)."""
+        assert ctx.backfilled and not ctx.outlier and stream_ordering < 0
+        await self.db.run_interaction(
+            "persist_backfilled_event", self._persist_event_txn, event, ctx, stream_ordering)
+        self._event_cache.set(event.event_id, event)
 
     async def persist_event(self, event: Event, ctx: PersistContext) -> int:
         """Persist the event, its edges, state and membership; returns its stream ordering."""
@@ -96,7 +124,17 @@ class EventsStore:
     def _persist_event_txn(self, txn: Transaction, event: Event, ctx: PersistContext,
                            stream_ordering: int) -> None:
         room_id = event.room_id
-        if event.type == "m.room.create" and event.state_key == "" and not ctx.outlier:
+        if ctx.backfilled and txn.select_one(
+                "SELECT 1 FROM events WHERE event_id = ? AND outlier = 1", (event.event_id,)):
+            # Held as an outlier (auth or state of our join): it takes its place in the
+            # history now; its edges are already stored.
+            txn.execute("UPDATE events SET stream_ordering = ?, outlier = 0,"
+                        " rejected_reason = ? WHERE event_id = ?",
+                        (stream_ordering, event.rejected_reason, event.event_id))
+            self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
+            return
+        if event.type == "m.room.create" and event.state_key == "" and not ctx.outlier \
+                and not ctx.backfilled:
             txn.insert("rooms", {
                 "room_id": room_id, "room_version": event.room_version.identifier,
                 "creator": event.sender, "created_ts": event.origin_server_ts,
@@ -127,6 +165,9 @@ class EventsStore:
                 "event_id": event.event_id, "inserted_ts": event.origin_server_ts,
             })
         if ctx.outlier:
+            return
+        if ctx.backfilled:
+            self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
             return
         if ctx.push_actions:
             insert_push_actions_txn(txn, room_id, event.event_id, stream_ordering,
@@ -175,7 +216,60 @@ class EventsStore:
                 for listener in self._local_membership_listeners:
                     txn.call_after(listener, event.state_key)
 
+    def _persist_backfilled_rest_txn(self, txn: Transaction, event: Event,
+                                     ctx: PersistContext, stream_ordering: int) -> None:
+        """A backfilled event's state group and membership row; current state, forward
+        extremities, local memberships and notifications are about the present and stay
+        as they are."""
+        group = ctx.state_group
+        if ctx.new_state_group is not None:
+            new = ctx.new_state_group
+            group = self._state.create_group_txn(txn, event.room_id, event.event_id,
+                                                 new.prev_group, new.delta, new.full_state)
+        if group is not None:
+            self._state.set_event_state_group_txn(txn, event.event_id, group)
+        if event.type == "m.room.member" and event.state_key is not None \
+                and event.rejected_reason is None:
+            txn.insert("room_memberships", {
+                "event_id": event.event_id, "user_id": event.state_key,
+                "sender": event.sender, "room_id": event.room_id,
+                "membership": event.membership or "", "stream_ordering": stream_ordering,
+                "displayname": _str_or_none(event.content.get("displayname")),
+                "avatar_url": _str_or_none(event.content.get("avatar_url")),
+            })
+
     # -- reading --
+
+    async def get_backward_extremities(self, room_id: str, scan: int = 50) -> list[str]:
+        """Where backfill continues from (sorted): the prev events, missing from the room's
+        history, of its oldest events there — the first event of the live stream (our
+        join) and the backfilled ones, at most `scan` of them. A gap later in the history
+        (events missed before a rejoin) is not one: backfilled events page before
+        everything, so they could not be placed in it."""
+        rows = await self.db.execute(
+            "get_backward_extremities",
+            "SELECT DISTINCT g.prev_event_id FROM event_edges g WHERE g.event_id IN ("
+            " SELECT event_id FROM events WHERE room_id = ? AND outlier = 0"
+            " AND (stream_ordering < 0 OR stream_ordering = (SELECT MIN(stream_ordering)"
+            "  FROM events WHERE room_id = ? AND outlier = 0 AND stream_ordering > 0))"
+            " ORDER BY stream_ordering ASC LIMIT ?)"
+            " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.event_id = g.prev_event_id"
+            " AND p.outlier = 0)", room_id, room_id, scan)
+        return sorted(r[0] for r in rows)
+
+    async def get_non_outlier_ids(self, event_ids: Collection[str]) -> set[str]:
+        """Those of the events that are in a room's history (not outliers)."""
+        ids = list(event_ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.db.execute(
+                "get_non_outlier_ids",
+                f"SELECT event_id FROM events WHERE event_id IN ({marks}) AND outlier = 0",
+                *chunk)
+            found.update(r[0] for r in rows)
+        return found
 
     async def get_room_version(self, room_id: str) -> RoomVersion | None:
         version = self._room_versions.get(room_id)
@@ -298,6 +392,11 @@ def _fetch_events_txn(txn: Transaction, event_ids: list[str]) -> list[tuple[Any,
             f"SELECT event_id, room_id, json, rejected_reason FROM events"
             f" WHERE event_id IN ({marks})", chunk))
     return rows
+
+
+def _min_ordering_txn(txn: Transaction) -> int:
+    row = txn.select_one("SELECT COALESCE(MIN(stream_ordering), 0) FROM events")
+    return int(row[0]) if row else 0
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -25,10 +25,12 @@ class PresenceRow:
     last_user_sync_ts: int
     currently_active: bool
     stream_id: int
+    #: a remote user's row (from `m.presence` EDUs): only the federation timeout applies
+    remote: bool = False
 
 
 _COLS = ("user_id, state, status_msg, last_active_ts, last_user_sync_ts, currently_active,"
-         " stream_id")
+         " stream_id, remote")
 _P_COLS = ", ".join(f"p.{c.strip()}" for c in _COLS.split(","))
 
 # Local users who share a joined room with `?` (the user themself included when joined
@@ -38,10 +40,18 @@ _SHARING_USERS = (
     " JOIN local_current_membership m2 ON m2.room_id = m1.room_id"
     " WHERE m1.user_id = ? AND m1.membership = 'join' AND m2.membership = 'join'"
 )
+# Local and remote users who share a joined room with the local user `?`.
+_SHARING_MEMBERS = (
+    "SELECT o.state_key FROM local_current_membership m"
+    " JOIN current_state_events o ON o.room_id = m.room_id"
+    " AND o.type = 'm.room.member' AND o.membership = 'join'"
+    " WHERE m.user_id = ? AND m.membership = 'join'"
+)
 
 
 def _row(r: tuple[Any, ...]) -> PresenceRow:
-    return PresenceRow(r[0], r[1], r[2], int(r[3]), int(r[4]), bool(r[5]), int(r[6]))
+    return PresenceRow(r[0], r[1], r[2], int(r[3]), int(r[4]), bool(r[5]), int(r[6]),
+                       bool(r[7]))
 
 
 class PresenceStore:
@@ -81,7 +91,7 @@ class PresenceStore:
                 "last_active_ts": row.last_active_ts,
                 "last_user_sync_ts": row.last_user_sync_ts,
                 "currently_active": 1 if row.currently_active else 0,
-                "stream_id": row.stream_id,
+                "stream_id": row.stream_id, "remote": 1 if row.remote else 0,
             })
 
         await self.db.run_interaction("upsert_presence", _txn)
@@ -94,10 +104,10 @@ class PresenceStore:
         rows = await self.db.execute(
             "get_presence_changes_for_user",
             f"SELECT {_P_COLS} FROM presence p WHERE p.stream_id > ? AND p.stream_id <= ?"
-            f" AND (p.user_id = ? OR EXISTS (SELECT 1 FROM local_current_membership o"
-            f"  JOIN local_current_membership m ON m.room_id = o.room_id"
-            f"  WHERE o.user_id = p.user_id AND o.membership = 'join'"
-            f"  AND m.user_id = ? AND m.membership = 'join'))"
+            f" AND (p.user_id = ? OR EXISTS (SELECT 1 FROM local_current_membership m"
+            f"  JOIN current_state_events o ON o.room_id = m.room_id"
+            f"  AND o.type = 'm.room.member' AND o.state_key = p.user_id"
+            f"  WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join'))"
             f" ORDER BY p.stream_id",
             from_key, to_key, user_id, user_id)
         return [_row(r) for r in rows]
@@ -109,7 +119,7 @@ class PresenceStore:
         rows = await self.db.execute(
             "get_current_presence_for_user",
             f"SELECT {_P_COLS} FROM presence p WHERE p.stream_id <= ? AND p.state != 'offline'"
-            f" AND (p.user_id = ? OR p.user_id IN ({_SHARING_USERS}))"
+            f" AND (p.user_id = ? OR p.user_id IN ({_SHARING_MEMBERS}))"
             f" ORDER BY p.stream_id",
             to_key, user_id, user_id)
         return [_row(r) for r in rows]
@@ -122,24 +132,38 @@ class PresenceStore:
         return [r[0] for r in rows]
 
     async def shares_room(self, user_id: str, other_id: str) -> bool:
+        """Whether the local `user_id` shares a joined room with `other_id` (local or
+        remote)."""
         rows = await self.db.execute(
             "presence_shares_room",
             "SELECT 1 FROM local_current_membership m1"
-            " JOIN local_current_membership m2 ON m2.room_id = m1.room_id"
-            " WHERE m1.user_id = ? AND m1.membership = 'join'"
-            " AND m2.user_id = ? AND m2.membership = 'join' LIMIT 1",
-            user_id, other_id)
+            " JOIN current_state_events o ON o.room_id = m1.room_id"
+            " AND o.type = 'm.room.member' AND o.state_key = ?"
+            " WHERE m1.user_id = ? AND m1.membership = 'join' AND o.membership = 'join'"
+            " LIMIT 1",
+            other_id, user_id)
         return bool(rows)
 
     async def get_timeout_candidates(self, synced_before: int, idle_before: int,
-                                     active_before: int) -> list[PresenceRow]:
-        """Rows that are not offline and whose last sync is older than `synced_before`,
-        or online ones last active before `idle_before` (the idle timer) or still marked
-        currently active but last active before `active_before`."""
+                                     active_before: int, remote_updated_before: int = 0
+                                     ) -> list[PresenceRow]:
+        """Local rows that are not offline and whose last sync is older than
+        `synced_before`, or online ones last active before `idle_before` (the idle timer)
+        or still marked currently active but last active before `active_before`; and
+        remote rows not offline whose last update is older than `remote_updated_before`."""
         rows = await self.db.execute(
             "get_presence_timeout_candidates",
             f"SELECT {_COLS} FROM presence WHERE state IN ('online', 'unavailable')"
-            " AND (last_user_sync_ts < ? OR (state = 'online' AND (last_active_ts < ?"
-            " OR (currently_active = 1 AND last_active_ts < ?))))",
-            synced_before, idle_before, active_before)
+            " AND ((remote = 0 AND (last_user_sync_ts < ? OR (state = 'online'"
+            " AND (last_active_ts < ? OR (currently_active = 1 AND last_active_ts < ?)))))"
+            " OR (remote = 1 AND last_user_sync_ts < ?))",
+            synced_before, idle_before, active_before, remote_updated_before)
+        return [_row(r) for r in rows]
+
+    async def get_local_users_online(self) -> list[PresenceRow]:
+        """Local rows that are not offline (the federation ping resends them)."""
+        rows = await self.db.execute(
+            "get_local_users_online",
+            f"SELECT {_COLS} FROM presence WHERE state IN ('online', 'unavailable')"
+            " AND remote = 0")
         return [_row(r) for r in rows]

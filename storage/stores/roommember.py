@@ -111,3 +111,16 @@ class RoomMemberStore:
             return txn.rowcount > 0
 
         return await self.db.run_interaction("forget_room", _txn)
+
+    async def get_local_users_sharing_room_with(self, user_id: str) -> list[str]:
+        """Local users joined to a room where `user_id` (local or remote) is joined, found
+        through the user's membership history (indexed by user), then current state."""
+        rows = await self.db.execute(
+            "get_local_users_sharing_room_with",
+            "SELECT DISTINCT l.user_id FROM room_memberships r"
+            " JOIN current_state_events o ON o.room_id = r.room_id"
+            " AND o.type = 'm.room.member' AND o.state_key = r.user_id"
+            " JOIN local_current_membership l ON l.room_id = r.room_id"
+            " WHERE r.user_id = ? AND o.membership = 'join' AND l.membership = 'join'",
+            user_id)
+        return sorted(r[0] for r in rows)

@@ -37,7 +37,8 @@ class StreamStore:
             sql = ("SELECT event_id, stream_ordering FROM events WHERE room_id = ?"
                    " AND stream_ordering <= ? AND stream_ordering > ? AND outlier = 0"
                    " ORDER BY stream_ordering DESC LIMIT ?")
-            bound = -1 if to_pos is None else to_pos
+            # Backfilled events have negative orderings (`EventsStore`).
+            bound = -(1 << 62) if to_pos is None else to_pos
         elif direction == "f":
             sql = ("SELECT event_id, stream_ordering FROM events WHERE room_id = ?"
                    " AND stream_ordering > ? AND stream_ordering <= ? AND outlier = 0"

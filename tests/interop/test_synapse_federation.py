@@ -6,6 +6,7 @@ import time
 import unittest
 from typing import Any
 
+from tests.federation.test_two_servers import TwoServerScenarios
 from tests.integration.federation_pair import Client, federating_server, q
 from tests.integration.synapse_process import SynapseProcess
 
@@ -16,6 +17,20 @@ def bodies(answer: dict[str, Any], room_id: str) -> list[str]:
         return []
     return [e["content"].get("body", "") for e in room["timeline"]["events"]
             if e["type"] == "m.room.message"]
+
+
+class AxonSynapseScenarios(TwoServerScenarios, unittest.TestCase):
+    """Every two-server scenario with a real Synapse as the second server."""
+
+    b_is_axon = False
+
+    @classmethod
+    def make_b(cls) -> Any:
+        return SynapseProcess()
+
+    def test_history_missed_between_leave_and_rejoin(self) -> None:
+        """Synapse, as the server that left and rejoined, backfills the gap from us."""
+        self.check_history_missed_between_leave_and_rejoin()
 
 
 class SynapseFederationTestCase(unittest.TestCase):
