@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from federation.keyring import KeyRingError
-from handlers.state import current_state_delta
+from handlers.state import StateBefore, current_state_delta
 from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
 from homeserver.event_hashing import check_canonical_json, check_content_hash
 from homeserver.events import Event
@@ -209,10 +209,18 @@ class FederationEventHandler:
             raise InvalidPdu(f"unknown room {event.room_id}")
         if await self._events.get_stream_ordering(event.event_id) is not None:
             return
+        gap_states: list[Mapping[StateKey, str]] = []
         if fetch_missing:
             await self._fetch_missing_prevs(origin, event, room_version)
+            missing = set(event.prev_event_ids) - await self._have_state_for(
+                event.prev_event_ids)
+            for prev in sorted(missing):
+                state = await self._fetch_state_after(origin, event.room_id, prev,
+                                                      room_version)
+                if state is not None:
+                    gap_states.append(state)
         async with self.room_lock(event.room_id):
-            await self._persist_received(event, room_version)
+            await self._persist_received(event, room_version, gap_states)
 
     async def _have_state_for(self, event_ids: Collection[str]) -> set[str]:
         groups = await self._state_store.get_state_groups_for_events(list(event_ids))
@@ -247,7 +255,44 @@ class FederationEventHandler:
             except InvalidPdu as e:
                 logger.info("Missing event %s refused: %s", missing_event.event_id, e)
 
-    async def _persist_received(self, event: Event, room_version: RoomVersion) -> None:
+    async def _fetch_state_after(self, origin: str, room_id: str, prev_id: str,
+                                 room_version: RoomVersion) -> Mapping[StateKey, str] | None:
+        """The room state after a prev event we could not fetch a path to: asked from
+        `origin` (`/state` gives the state before it and its auth chain, `/event` the event
+        itself); what comes back is checked and stored as outliers. None on failure."""
+        client = self._hs.get_federation_client()
+        base = "/_matrix/federation/v1"
+        try:
+            answer = await client.get_json(origin, f"{base}/state/{room_id}",
+                                           {"event_id": prev_id})
+            prev_answer = await client.get_json(origin, f"{base}/event/{prev_id}")
+            pdus = answer.get("pdus", []) if isinstance(answer, dict) else []
+            chain = answer.get("auth_chain", []) if isinstance(answer, dict) else []
+            prev_pdus = prev_answer.get("pdus", []) if isinstance(prev_answer, dict) else []
+            if not isinstance(pdus, list) or not isinstance(chain, list) or not prev_pdus:
+                raise InvalidPdu("malformed /state or /event answer")
+            state_events = [await self.check_pdu(p, room_version) for p in pdus]
+            chain_events = [await self.check_pdu(p, room_version) for p in chain]
+            prev = await self.check_pdu(prev_pdus[0], room_version)
+        except Exception as e:  # noqa: BLE001 - network or bad answers: no state then
+            logger.info("Fetching the state after %s from %s failed: %s", prev_id, origin, e)
+            return None
+        if prev.event_id != prev_id or prev.room_id != room_id or any(
+                e.room_id != room_id for e in (*state_events, *chain_events)):
+            logger.info("State answer for %s from %s names other events: ignored", prev_id,
+                        origin)
+            return None
+        await self.persist_outliers([*chain_events, *state_events, prev])
+        stored = await self._events.get_events([e.event_id for e in state_events])
+        state = {e.state_pair(): e.event_id for e in stored.values()
+                 if e.state_key is not None and e.rejected_reason is None}
+        if prev.state_key is not None:
+            state[prev.state_pair()] = prev.event_id
+        return state
+
+    async def _persist_received(self, event: Event, room_version: RoomVersion,
+                                gap_states: list[Mapping[StateKey, str]] | None = None
+                                ) -> None:
         reason = await self._auth_against_own_auth_events(event)
         if reason is not None:
             await self._events.persist_event(_rejected(event, reason),
@@ -255,13 +300,22 @@ class FederationEventHandler:
             raise InvalidPdu(f"{event.event_id} fails its auth events: {reason}")
         known_prevs = [p for p in event.prev_event_ids
                        if p in await self._have_state_for(event.prev_event_ids)]
-        if not known_prevs:
+        if not known_prevs and not gap_states:
             # A gap we could not fill: keep the event for reference, not in the timeline.
             await self._events.persist_event(event, PersistContext(outlier=True))
             logger.warning("No state for the prev events of %s: stored as an outlier",
                            event.event_id)
             return
-        before = await self._state.state_before(room_version, known_prevs)
+        if gap_states:
+            states: list[Mapping[StateKey, str]] = list(gap_states)
+            if known_prevs:
+                states.append((await self._state.state_before(room_version,
+                                                              known_prevs)).state)
+            resolved = states[0] if len(states) == 1 else await resolve_events(
+                room_version, states, {}, self._events.get_events)
+            before = StateBefore(None, resolved)
+        else:
+            before = await self._state.state_before(room_version, known_prevs)
         reason = await self._auth_against_state(event, before.state)
         if reason is not None:
             await self._events.persist_event(_rejected(event, reason),

@@ -107,6 +107,25 @@ class DeviceListHandler:
         position = await self._store.add_device_changes(user_id, [device_id])
         self._notifier.on_new_event("device_list", position, users=users)
 
+    async def on_remote_signing_key_update(self, origin: str, content: Any) -> None:
+        """An `m.signing_key_update` EDU (a user's cross-signing keys changed). Cross-signing
+        keys are not stored yet; clients learn of the change as a device-list change, which
+        makes them query the user's keys again (as Synapse does)."""
+        if not isinstance(content, dict):
+            return
+        user_id = content.get("user_id")
+        if not isinstance(user_id, str):
+            return
+        try:
+            if UserID.parse(user_id).domain != origin or self._is_mine_id(user_id):
+                return
+        except MatrixError:
+            return
+        users = await self._members.get_local_users_sharing_room_with(user_id)
+        if users:
+            position = await self._store.add_device_changes(user_id, ["*cross-signing*"])
+            self._notifier.on_new_event("device_list", position, users=users)
+
     async def _local_users_sharing_rooms_with(self, user_id: str) -> set[str]:
         users = {user_id}
         for room in await self._members.get_rooms_for_local_user(user_id):

@@ -116,6 +116,8 @@ def register_servlets(hs: HomeServer, router: Router) -> None:
     servlet.register_edu_handler("m.direct_to_device",
                                  hs.get_to_device_handler().on_remote_to_device)
     servlet.register_edu_handler("m.presence", hs.get_presence_handler().on_remote_presence)
+    servlet.register_edu_handler("m.signing_key_update",
+                                 hs.get_device_list_handler().on_remote_signing_key_update)
     servlet.register_edu_handler("m.device_list_update",
                                  hs.get_device_list_handler().on_remote_device_list_update)
     servlet.register(router)

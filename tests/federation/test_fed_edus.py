@@ -225,3 +225,18 @@ class DeviceListEduTests(EduTestCase):
         self.assertEqual(body["device_lists"]["changed"], [self.rita])
         bob = self.sync(self.bob_token, bob_since)
         self.assertNotIn(self.rita, bob.get("device_lists", {}).get("changed", []))
+
+    def test_remote_signing_key_update_marks_the_device_list_changed(self) -> None:
+        """Cross-signing key changes reach room-mates as a device-list change."""
+        lists = self.hs.get_datastores().device_lists
+        since = self.sync(self.alice_token)["next_batch"]
+        before = lists.get_current_position()
+        self.send_edus([
+            {"edu_type": "m.signing_key_update", "content": {"user_id": "@eve:evil.test"}},
+            {"edu_type": "m.signing_key_update", "content": {"user_id": 5}},
+        ])
+        self.assertEqual(lists.get_current_position(), before)
+        self.send_edus([{"edu_type": "m.signing_key_update", "content": {
+            "user_id": self.rita, "master_key": {}, "self_signing_key": {}}}])
+        body = self.sync(self.alice_token, since)
+        self.assertEqual(body["device_lists"]["changed"], [self.rita])
