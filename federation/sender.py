@@ -78,6 +78,7 @@ class FederationSender:
         stores = hs.get_datastores()
         self._destinations = stores.destinations
         self._members = stores.room_members
+        self._events = stores.events
         hs.add_shutdown_hook(self.stop)
         self._queues: dict[str, _DestinationQueue] = {}
         # Transaction IDs count from the boot time in µs: a restarted server never reuses
@@ -174,6 +175,10 @@ class FederationSender:
         return self._clock
 
     @property
+    def events_store(self) -> Any:
+        return self._events
+
+    @property
     def store(self) -> DestinationsStore:
         return self._destinations
 
@@ -247,6 +252,8 @@ class _DestinationQueue:
         self._edus: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._edu_counter = 0
         self._dropped_pdus = 0
+        #: rooms whose PDUs were dropped from the full queue (caught up when it drains)
+        self._dropped_rooms: set[str] = set()
         self._retry: DestinationRetry | None = None
         self._retry_loaded = False
         self._running = False
@@ -277,7 +284,9 @@ class _DestinationQueue:
     def _trim_pdus(self) -> None:
         dropped = 0
         while len(self._pdus) > MAX_PENDING_PDUS:
-            self._pdus.popleft()
+            pdu = self._pdus.popleft()
+            if isinstance(pdu.get("room_id"), str):
+                self._dropped_rooms.add(pdu["room_id"])
             dropped += 1
         if dropped:
             if not self._dropped_pdus:
@@ -371,6 +380,23 @@ class _DestinationQueue:
             self._retry = DestinationRetry(self.destination, 0, 0, None)
             self._dropped_pdus = 0
             await self._save_retry()
+        if self._dropped_rooms:
+            rooms, self._dropped_rooms = self._dropped_rooms, set()
+            await self._catch_up(rooms)
+
+    async def _catch_up(self, room_ids: set[str]) -> None:
+        """After PDUs for these rooms were dropped: send the rooms' newest local events
+        (their forward extremities); the server fetches what lies between with
+        `/get_missing_events` and `/state`, as the spec's catch-up expects."""
+        events = self._sender.events_store
+        for room_id in sorted(room_ids):
+            extremities = [e for e, _ in await events.get_forward_extremities(room_id)]
+            for event in (await events.get_events(extremities)).values():
+                if event.sender.split(":", 1)[-1] == self._sender.server_name:
+                    pdu = dict(event.pdu_json)
+                    pdu.pop("unsigned", None)
+                    self.add_pdu(pdu)
+        logger.info("Catching %s up on %d room(s)", self.destination, len(room_ids))
 
     async def _save_retry(self) -> None:
         """Persist the backoff; on a database error the in-memory state still applies."""

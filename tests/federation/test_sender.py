@@ -310,6 +310,33 @@ class BackoffTests(SenderTestCase):
         self.assertEqual(resent[0], "$e100:test")
         self.assertEqual(resent[-1], f"$e{MAX_PENDING_PDUS + 99}:test")
 
+    def test_dropped_pdus_are_caught_up_with_the_rooms_newest_events(self) -> None:
+        """When PDUs of a room had to be dropped, the room's forward extremities follow
+        once the destination is back (the server then fetches the gap itself)."""
+        user = self.register_user("catcher")
+        token = self.login("catcher")
+        channel = self.make_request("POST", "/_matrix/client/v3/createRoom", {},
+                                    access_token=token)
+        room_id = channel.json_body["room_id"]
+        newest = self.get_success(
+            self.hs.get_datastores().events.get_forward_extremities(room_id))[0][0]
+        version = get_room_version("1")
+        assert version is not None
+        dest = "dead.example"
+        self.client.behaviour[dest] = 500
+        with self.assertLogs("federation.sender", logging.WARNING):
+            for n in range(MAX_PENDING_PDUS + 5):
+                self.sender.send_pdu(Event.from_pdu({
+                    "event_id": f"$c{n}:test", "room_id": room_id, "type": "m.room.message",
+                    "sender": user, "content": {}, "depth": n, "origin_server_ts": 1,
+                    "prev_events": [], "auth_events": [], "origin": "test"}, version), [dest])
+                self.pump()
+        self.client.behaviour[dest] = 200
+        self.advance(3700)
+        resent = [i for t in self.client.to(dest)[1:] for i in t.pdu_ids]
+        self.assertEqual(resent[-1], newest)
+        self.assertNotIn("$c0:test", resent)
+
     def test_failed_edus_are_replaced_by_newer_ones(self) -> None:
         """An EDU that failed to go is dropped when a newer one with its key is queued."""
         dest = "dead.example"
