@@ -33,6 +33,7 @@ class DeviceListHandler:
         self._store = stores.device_lists
         self._members = stores.room_members
         self._devices = stores.devices
+        self._events = stores.events
         self._notifier = hs.get_notifier()
         self._is_mine_id = hs.is_mine_id
         # The federation sender is fetched on first use (it is built after us).
@@ -148,7 +149,10 @@ class DeviceListHandler:
         if since_key is None:
             return [], []
         device_moved = since_key < now_key
-        room_moved = since_room is not None and since_room < now_room
+        # Only a membership change in the range matters, and the events store knows when
+        # the last one happened: messages alone cost no query.
+        room_moved = since_room is not None and since_room < now_room \
+            and since_room < self._events.last_membership_change
         if not device_moved and not room_moved:
             return [], []
 

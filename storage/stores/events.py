@@ -65,6 +65,9 @@ class EventsStore:
         self._extremities_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
         self._local_membership_listeners: list[Callable[[str], None]] = []
         self._room_membership_listeners: list[Callable[[str], None]] = []
+        #: the position of the newest event that changed a room's current membership (the
+        #: boot position until one does): lets /sync skip membership queries
+        self.last_membership_change = self._stream_ids.get_current_token()
         #: newest events per room, for /sync without the database
         self.recent = RecentRoomEvents(self._stream_ids.get_current_token())
         #: the lowest stream ordering given out so far (<= 0); backfilled events get
@@ -76,6 +79,9 @@ class EventsStore:
     def add_local_membership_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(user_id)` after a local user's current membership changes."""
         self._local_membership_listeners.append(listener)
+
+    def _note_membership_change(self, stream_ordering: int) -> None:
+        self.last_membership_change = max(self.last_membership_change, stream_ordering)
 
     def add_room_membership_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(room_id)` after a room's current membership changes."""
@@ -192,6 +198,7 @@ class EventsStore:
                                                  *ctx.current_state_removals)):
             for room_listener in self._room_membership_listeners:
                 txn.call_after(room_listener, room_id)
+            txn.call_after(self._note_membership_change, stream_ordering)
         if ctx.current_state_updates or ctx.current_state_removals:
             self._state.update_current_state_txn(txn, room_id, ctx.current_state_updates,
                                                  list(ctx.current_state_removals))
