@@ -88,9 +88,24 @@ class BulkPushRuleEvaluator:
                                 room.notification_levels)
         thread_id = _thread_id(event)
         stored = await self._rules.get_push_rules_for_users(list(recipients))
+        # Users on the server-default rules get the same answer unless the event can name
+        # them (a mention, their name in the body, their membership): evaluate that shared
+        # answer once, and the full rules only for those it might name.
+        generic: Any = _UNSET
+        body = pdu.get("content", {}).get("body") if isinstance(pdu.get("content"), dict) \
+            else None
+        text = body.lower() if isinstance(body, str) else ""
+        mentioned = _mentioned_user_ids(pdu)
         out: list[PushAction] = []
         for user_id, user in recipients.items():
-            rule = evaluate(self._ruleset_for(user_id, stored[user_id]), ev, user)
+            ruleset = self._ruleset_for(user_id, stored[user_id])
+            if ruleset is self._default_ruleset and not _may_name(user, text, mentioned,
+                                                                   event.state_key):
+                if generic is _UNSET:
+                    generic = evaluate(ruleset, ev, _NOBODY)
+                rule = generic
+            else:
+                rule = evaluate(ruleset, ev, user)
             if rule is not None and rule.actions.notify:
                 out.append((user_id, True, rule.actions.highlight, thread_id))
         return out
@@ -147,3 +162,30 @@ def _thread_id(event: Event) -> str:
         if isinstance(root, str) and root:
             return root
     return MAIN_THREAD
+
+
+_UNSET = object()
+#: a user no event can name: the shared answer of the default rules
+_NOBODY = user_context("@\x00:\x00", None)
+
+
+def _mentioned_user_ids(pdu: Mapping[str, Any]) -> frozenset[str]:
+    content = pdu.get("content")
+    mentions = content.get("m.mentions") if isinstance(content, dict) else None
+    ids = mentions.get("user_ids") if isinstance(mentions, dict) else None
+    return frozenset(i for i in ids if isinstance(i, str)) if isinstance(ids, list) \
+        else frozenset()
+
+
+def _may_name(user: UserContext, body_lower: str, mentioned: frozenset[str],
+              state_key: str | None) -> bool:
+    """Whether a user-specific default rule could match this user: a superset check
+    (substring instead of whole word), so a False is certain."""
+    if user.user_id in mentioned or state_key == user.user_id:
+        return True
+    if not body_lower:
+        return False
+    if user.localpart and user.localpart.lower() in body_lower:
+        return True
+    name = user.display_name
+    return bool(name) and name is not None and name.lower() in body_lower

@@ -233,3 +233,35 @@ class PushCountsTestCase(RoomHelpers, HomeserverTestCase):
         print(f"\nbulk push: {n} events x 50 members in {elapsed:.3f}s "
               f"({elapsed / n * 1e6:.0f} us/event, {elapsed / n / 50 * 1e6:.1f} us/member)"
               f" [{self.db_engine}]")
+
+
+class SharedDefaultAnswerTestCase(RoomHelpers, HomeserverTestCase):
+    """Users on the default rules share one evaluation unless the event may name them:
+    the shared answer must never hide a mention."""
+
+    def test_mentions_still_highlight_among_many_members(self) -> None:
+        from handlers.bulk_push import _may_name
+        from homeserver.push_rules import user_context
+
+        alice = self.register_user("alice")
+        token = self.login("alice")
+        room_id = self.create_room(token, {"preset": "public_chat"})
+        names = [self.register_user(f"member{i}") for i in range(6)]
+        for user_id in names:
+            self.join(user_id, room_id)
+        evaluator = self.hs.get_bulk_push_rule_evaluator()
+        events = self.hs.get_datastores().events
+        plain = self.send_message(token, room_id, "hello everyone")
+        named = self.send_message(token, room_id, "hey member3, look")
+        for event_id, highlighted in ((plain, set()), (named, {names[3]})):
+            event = self.get_success(events.get_event(event_id))
+            actions = self.get_success(evaluator.actions_for_event(event))
+            self.assertEqual({a[0] for a in actions}, set(names))
+            self.assertEqual({a[0] for a in actions if a[2]}, highlighted)
+            self.assertNotIn(alice, {a[0] for a in actions})
+        # The pre-check is a superset: it may say yes wrongly, never no wrongly.
+        user = user_context("@bob:test", "Bobby Tables")
+        self.assertTrue(_may_name(user, "ask bobby tables", frozenset(), None))
+        self.assertTrue(_may_name(user, "nothing", frozenset({"@bob:test"}), None))
+        self.assertTrue(_may_name(user, "", frozenset(), "@bob:test"))
+        self.assertFalse(_may_name(user, "hello world", frozenset(), None))
