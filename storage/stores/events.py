@@ -83,6 +83,19 @@ class EventsStore:
     def _note_membership_change(self, stream_ordering: int) -> None:
         self.last_membership_change = max(self.last_membership_change, stream_ordering)
 
+    def _advance_extremities(self, room_id: str, event: Event) -> None:
+        """After a new event: it replaces its prev events among the cached extremities
+        (no query for the next event of the room)."""
+        cached = self._extremities_cache.get(room_id)
+        self._extremities_cache.invalidate(room_id)
+        if cached is None:
+            return
+        prevs = set(event.prev_event_ids)
+        # Deepest first; among equal depths the newest first (as the query orders them).
+        updated = [(event.event_id, event.depth)] + [e for e in cached if e[0] not in prevs]
+        updated.sort(key=lambda e: -e[1])
+        self._extremities_cache.set(room_id, updated)
+
     def add_room_membership_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(room_id)` after a room's current membership changes."""
         self._room_membership_listeners.append(listener)
@@ -184,7 +197,7 @@ class EventsStore:
             txn.execute("DELETE FROM event_forward_extremities WHERE room_id = ? AND event_id = ?",
                         (room_id, prev))
         txn.insert("event_forward_extremities", {"room_id": room_id, "event_id": event.event_id})
-        txn.call_after(self._extremities_cache.invalidate, room_id)
+        txn.call_after(self._advance_extremities, room_id, event)
 
         group = ctx.state_group
         if ctx.new_state_group is not None:

@@ -3,6 +3,7 @@ notification counts derived from them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 
 from storage.database import DatabasePool, Transaction
@@ -19,12 +20,19 @@ PushAction = tuple[str, bool, bool, str | None]
 
 def insert_push_actions_txn(txn: Transaction, room_id: str, event_id: str,
                             stream_ordering: int, actions: Iterable[PushAction]) -> None:
-    """Record an event's notifications; called inside the event's persist transaction."""
-    txn.executemany(
-        "INSERT INTO event_push_actions (room_id, event_id, user_id, stream_ordering, notif,"
-        " highlight, thread_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(room_id, event_id, user_id, stream_ordering, int(notify), int(highlight),
-          thread_id or "main") for user_id, notify, highlight, thread_id in actions])
+    """Record an event's notifications (one row for all its recipients); called inside
+    the event's persist transaction."""
+    recipients: dict[str, int] = {}
+    thread = "main"
+    for user_id, notify, highlight, thread_id in actions:
+        if notify:
+            recipients[user_id] = 2 if highlight else 1
+            thread = thread_id or "main"
+    if recipients:
+        txn.insert("event_push_actions", {
+            "room_id": room_id, "stream_ordering": stream_ordering, "event_id": event_id,
+            "thread_id": thread, "recipients": json.dumps(recipients, separators=(",", ":")),
+        })
 
 
 class PushActionsStore:
@@ -41,6 +49,10 @@ class PushActionsStore:
         if not rooms:
             return {}
 
+        # Rows naming the user: LIKE narrows (it may over-match, "_" is a wildcard and
+        # SQLite ignores case), the decoded JSON decides.
+        needle = "%" + json.dumps(user_id) + "%"
+
         def _txn(txn: Transaction) -> dict[str, dict[str, tuple[int, int]]]:
             out: dict[str, dict[str, tuple[int, int]]] = {}
             for i in range(0, len(rooms), _ROOM_BATCH):
@@ -51,15 +63,17 @@ class PushActionsStore:
                     args += [room_id, int(read_positions.get(room_id, 0))]
                 rows = txn.select_all(
                     f"WITH rp (room_id, pos) AS (VALUES {values})"
-                    " SELECT e.room_id, e.thread_id, SUM(e.notif), SUM(e.highlight)"
-                    " FROM rp JOIN event_push_actions e ON e.user_id = ?"
-                    " AND e.room_id = rp.room_id AND e.stream_ordering > rp.pos"
-                    " AND e.stream_ordering <= ?"
-                    " GROUP BY e.room_id, e.thread_id",
-                    (*args, user_id, upto if upto is not None else _NO_LIMIT))
-                for room_id, thread_id, notif, highlight in rows:
-                    out.setdefault(room_id, {})[thread_id or "main"] = (
-                        int(notif or 0), int(highlight or 0))
+                    " SELECT e.room_id, e.thread_id, e.recipients"
+                    " FROM rp JOIN event_push_actions e ON e.room_id = rp.room_id"
+                    " AND e.stream_ordering > rp.pos AND e.stream_ordering <= ?"
+                    " WHERE e.recipients LIKE ?",
+                    (*args, upto if upto is not None else _NO_LIMIT, needle))
+                for room_id, thread_id, recipients in rows:
+                    value = json.loads(recipients).get(user_id)
+                    if not value:
+                        continue
+                    n, h = out.setdefault(room_id, {}).get(thread_id or "main", (0, 0))
+                    out[room_id][thread_id or "main"] = (n + 1, h + int(value == 2))
             return out
 
         return await self.db.run_interaction("get_unread_counts", _txn)

@@ -47,11 +47,10 @@ class RoomMemberStore:
         self._rooms_cache.invalidate(user_id)
 
     async def get_local_membership(self, user_id: str, room_id: str) -> RoomForUser | None:
-        rows = await self.db.execute(
-            "get_local_membership",
-            "SELECT room_id, event_id, membership, stream_ordering FROM local_current_membership"
-            " WHERE user_id = ? AND room_id = ?", user_id, room_id)
-        return RoomForUser(rows[0][0], rows[0][1], rows[0][2], int(rows[0][3])) if rows else None
+        """The user's current membership row for the room (from the per-user cache)."""
+        rooms = await self.get_rooms_for_local_user(
+            user_id, ("join", "invite", "leave", "ban", "knock"), include_forgotten=True)
+        return next((r for r in rooms if r.room_id == room_id), None)
 
     async def get_users_in_room(self, room_id: str, membership: str = "join") -> list[str]:
         key = (room_id, membership)

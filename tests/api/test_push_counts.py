@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -165,9 +166,11 @@ class PushCountsTestCase(RoomHelpers, HomeserverTestCase):
         self.assertEqual((c.main_notification_count, c.main_highlight_count), (1, 0))
         self.assertEqual(c.threads, {root: (2, 1)})
         rows = self.get_success(self.hs.get_datastores().db.execute(
-            "t", "SELECT thread_id FROM event_push_actions WHERE user_id = ?"
-            " ORDER BY stream_ordering", self.bob))
-        self.assertEqual([r[0] for r in rows], ["main", root, root])
+            "t", "SELECT thread_id, recipients FROM event_push_actions WHERE room_id = ?"
+            " ORDER BY stream_ordering", self.room))
+        mine = [(thread, json.loads(recipients)[self.bob]) for thread, recipients in rows
+                if self.bob in json.loads(recipients)]
+        self.assertEqual(mine, [("main", 1), (root, 1), (root, 2)])
 
     def test_non_notifying_events(self) -> None:
         """Notices, edits, reactions and membership changes store nothing."""
@@ -189,8 +192,7 @@ class PushCountsTestCase(RoomHelpers, HomeserverTestCase):
         dave = self.register_user("dave")
         self.invite(self.alice, room, dave)
         rows = self.get_success(self.hs.get_datastores().db.execute(
-            "t", "SELECT user_id, notif, highlight FROM event_push_actions WHERE room_id = ?",
-            room))
+            "t", "SELECT recipients FROM event_push_actions WHERE room_id = ?", room))
         self.assertEqual(rows, [])
         self.join(dave, room)
         self.assertEqual(self.counts(dave, [room]), {})

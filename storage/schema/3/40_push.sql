@@ -31,17 +31,16 @@ CREATE TABLE push_rules_stream (
 );
 CREATE INDEX push_rules_stream_user ON push_rules_stream (user_id, stream_id);
 
--- Who an event notifies: one row per (event, local recipient) whose rules said notify,
--- written with the event. `thread_id` is 'main' or the thread root's event ID. Unread
--- counts sum these after the user's read position.
+-- Who an event notifies: one row per event that notifies anyone, written with the event.
+-- `recipients` is a JSON object {user_id: 1 (notify) or 2 (notify and highlight)}: a
+-- message in a room of N members would otherwise write N-1 rows in the event's own
+-- transaction. `thread_id` is 'main' or the thread root's event ID. Unread counts read
+-- the rows after the user's read position (recent ones come from memory instead).
 CREATE TABLE event_push_actions (
     room_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
     stream_ordering BIGINT NOT NULL,
-    notif SMALLINT NOT NULL,
-    highlight SMALLINT NOT NULL,
-    thread_id TEXT,
-    UNIQUE (event_id, user_id)
+    event_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    PRIMARY KEY (room_id, stream_ordering)
 );
-CREATE INDEX event_push_actions_user_room ON event_push_actions (user_id, room_id, stream_ordering);
