@@ -95,6 +95,22 @@ class DeviceListHandler:
         if not (isinstance(user_id, str) and isinstance(device_id, str) and device_id
                 and isinstance(stream_id, int) and not isinstance(stream_id, bool)):
             return
+        await self._record_remote_change(origin, user_id, device_id)
+
+    async def on_remote_signing_key_update(self, origin: str, content: Any) -> None:
+        """An `m.signing_key_update` EDU (a user's cross-signing keys changed). Cross-signing
+        keys are not stored yet; clients learn of the change as a device-list change, which
+        makes them query the user's keys again (as Synapse does)."""
+        if not isinstance(content, dict):
+            return
+        user_id = content.get("user_id")
+        if not isinstance(user_id, str):
+            return
+        await self._record_remote_change(origin, user_id, "*cross-signing*")
+
+    async def _record_remote_change(self, origin: str, user_id: str, device_id: str) -> None:
+        """Record a remote user's device change, only from their own server and only for a
+        user sharing a joined room with one of ours; wake those local users."""
         try:
             if UserID.parse(user_id).domain != origin or self._is_mine_id(user_id):
                 return
@@ -107,25 +123,6 @@ class DeviceListHandler:
             return
         position = await self._store.add_device_changes(user_id, [device_id])
         self._notifier.on_new_event("device_list", position, users=users)
-
-    async def on_remote_signing_key_update(self, origin: str, content: Any) -> None:
-        """An `m.signing_key_update` EDU (a user's cross-signing keys changed). Cross-signing
-        keys are not stored yet; clients learn of the change as a device-list change, which
-        makes them query the user's keys again (as Synapse does)."""
-        if not isinstance(content, dict):
-            return
-        user_id = content.get("user_id")
-        if not isinstance(user_id, str):
-            return
-        try:
-            if UserID.parse(user_id).domain != origin or self._is_mine_id(user_id):
-                return
-        except MatrixError:
-            return
-        users = await self._members.get_local_users_sharing_room_with(user_id)
-        if users:
-            position = await self._store.add_device_changes(user_id, ["*cross-signing*"])
-            self._notifier.on_new_event("device_list", position, users=users)
 
     async def _local_users_sharing_rooms_with(self, user_id: str) -> set[str]:
         users = {user_id}
