@@ -24,6 +24,7 @@ from homeserver.event_hashing import (
 )
 from homeserver.events import Event
 from homeserver.room_versions import EventFormat, RoomVersion
+from storage.database import IntegrityError
 from storage.stores.events import MAX_PREV_EVENTS, NewStateGroup, PersistContext
 
 if TYPE_CHECKING:
@@ -108,17 +109,31 @@ class EventCreationHandler:
                     creating: bool) -> SentEvent:
         lock_key = spec.room_id or "!new"
         async with self._linearizer.queue(lock_key):
-            if spec.txn_key is not None:
-                existing_id = await self._events.get_event_id_for_txn(*spec.txn_key)
-                if existing_id is not None:
-                    existing = await self._events.get_event(existing_id)
-                    ordering = await self._events.get_stream_ordering(existing_id)
-                    assert existing is not None and ordering is not None
-                    return SentEvent(existing, ordering, new=False)
-            sent = await self._build_and_persist(spec, room_version, creating)
+            # A retried transaction ID is caught by the unique key of `event_txn_ids` in
+            # the persist transaction itself: the common, new send pays no extra query.
+            try:
+                sent = await self._build_and_persist(spec, room_version, creating)
+            except IntegrityError:
+                previous = await self._previous_send(spec)
+                if previous is None:
+                    raise
+                return previous
         for listener in self._listeners:
             listener(sent.event, sent.stream_ordering)
         return sent
+
+    async def _previous_send(self, spec: EventSpec) -> SentEvent | None:
+        """The event already sent with this transaction ID, if any."""
+        if spec.txn_key is None:
+            return None
+        existing_id = await self._events.get_event_id_for_txn(*spec.txn_key)
+        if existing_id is None:
+            return None
+        existing = await self._events.get_event(existing_id)
+        ordering = await self._events.get_stream_ordering(existing_id)
+        if existing is None or ordering is None:
+            return None
+        return SentEvent(existing, ordering, new=False)
 
     def set_remote_invite_sender(self, sender: RemoteInviteSender) -> None:
         """Have invites of remote users countersigned by their server before persisting
