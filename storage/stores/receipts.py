@@ -4,8 +4,8 @@ receipt stream."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
@@ -38,6 +38,9 @@ def _chunks(items: Collection[str]) -> Iterator[list[str]]:
     as_list = list(items)
     for i in range(0, len(as_list), _ROOM_BATCH):
         yield as_list[i:i + _ROOM_BATCH]
+
+
+V = TypeVar("V")
 
 
 class ReceiptsStore:
@@ -135,37 +138,18 @@ class ReceiptsStore:
         """room -> highest event stream ordering of the user's unthreaded
         `m.read`/`m.read.private` receipts (they mark the whole room read up to there);
         rooms without one are absent. Threaded receipts: `get_thread_read_positions_bulk`."""
-        out: dict[str, int] = {}
-        missing: list[str] = []
-        for room_id in room_ids:
-            known = self._read_positions.get((user_id, room_id))
-            if known is None:
-                missing.append(room_id)
-            elif known:
-                out[room_id] = known
-        if not missing:
-            return out
-        seq = self._read_positions.sequence
 
-        def _txn(txn: Transaction) -> dict[str, int]:
-            found: dict[str, int] = {}
-            for chunk in _chunks(missing):
-                marks = ", ".join("?" for _ in chunk)
-                rows = txn.select_all(
-                    "SELECT room_id, MAX(event_stream_ordering) FROM receipts"
-                    f" WHERE user_id = ? AND room_id IN ({marks})"
-                    " AND receipt_type IN (?, ?) AND thread_id = ''"
-                    " GROUP BY room_id",
-                    (user_id, *chunk, *READ_TYPES))
-                found.update({r[0]: int(r[1]) for r in rows})
-            return found
+        def fetch(txn: Transaction, chunk: list[str], marks: str) -> dict[str, int]:
+            rows = txn.select_all(
+                "SELECT room_id, MAX(event_stream_ordering) FROM receipts"
+                f" WHERE user_id = ? AND room_id IN ({marks})"
+                " AND receipt_type IN (?, ?) AND thread_id = ''"
+                " GROUP BY room_id",
+                (user_id, *chunk, *READ_TYPES))
+            return {r[0]: int(r[1]) for r in rows}
 
-        found = await self.db.run_interaction("get_read_positions", _txn)
-        for room_id in missing:
-            self._read_positions.set((user_id, room_id), found.get(room_id, 0),
-                                     expected_sequence=seq)
-        out.update(found)
-        return out
+        return await self._cached_per_room(
+            "get_read_positions", self._read_positions, user_id, room_ids, fetch, 0)
 
     async def get_thread_read_positions(self, user_id: str, room_id: str) -> dict[str, int]:
         """thread ID ("main" or a root's event ID) -> highest event stream ordering of the
@@ -182,35 +166,50 @@ class ReceiptsStore:
                                              ) -> dict[str, dict[str, int]]:
         """room -> thread ("main" or a root) -> position of the user's threaded read
         receipts; rooms without threaded receipts are absent. Cached per user and room."""
-        out: dict[str, dict[str, int]] = {}
+
+        def fetch(txn: Transaction, chunk: list[str], marks: str) -> dict[str, dict[str, int]]:
+            found: dict[str, dict[str, int]] = {}
+            rows = txn.select_all(
+                "SELECT room_id, thread_id, MAX(event_stream_ordering) FROM receipts"
+                f" WHERE user_id = ? AND room_id IN ({marks})"
+                " AND receipt_type IN (?, ?) AND thread_id <> ''"
+                " GROUP BY room_id, thread_id", (user_id, *chunk, *READ_TYPES))
+            for room_id, thread_id, pos in rows:
+                found.setdefault(room_id, {})[thread_id] = int(pos)
+            return found
+
+        return await self._cached_per_room(
+            "get_thread_read_positions_bulk", self._thread_positions, user_id, room_ids,
+            fetch, {})
+
+    async def _cached_per_room(self, desc: str, cache: LruCache[tuple[str, str], V],
+                               user_id: str, room_ids: Collection[str],
+                               fetch: Callable[[Transaction, list[str], str], dict[str, V]],
+                               empty: V) -> dict[str, V]:
+        """A per-(user, room) value read through `cache`: the rooms it does not hold are
+        fetched in chunks by one transaction, and remembered (as `empty` when the database
+        has nothing; rooms with `empty` are left out of the answer)."""
+        out: dict[str, V] = {}
         missing: list[str] = []
         for room_id in room_ids:
-            known = self._thread_positions.get((user_id, room_id))
+            known = cache.get((user_id, room_id))
             if known is None:
                 missing.append(room_id)
             elif known:
                 out[room_id] = known
         if not missing:
             return out
-        seq = self._thread_positions.sequence
+        seq = cache.sequence
 
-        def _txn(txn: Transaction) -> dict[str, dict[str, int]]:
-            found: dict[str, dict[str, int]] = {}
+        def _txn(txn: Transaction) -> dict[str, V]:
+            found: dict[str, V] = {}
             for chunk in _chunks(missing):
-                marks = ", ".join("?" for _ in chunk)
-                rows = txn.select_all(
-                    "SELECT room_id, thread_id, MAX(event_stream_ordering) FROM receipts"
-                    f" WHERE user_id = ? AND room_id IN ({marks})"
-                    " AND receipt_type IN (?, ?) AND thread_id <> ''"
-                    " GROUP BY room_id, thread_id", (user_id, *chunk, *READ_TYPES))
-                for room_id, thread_id, pos in rows:
-                    found.setdefault(room_id, {})[thread_id] = int(pos)
+                found.update(fetch(txn, chunk, ", ".join("?" for _ in chunk)))
             return found
 
-        found = await self.db.run_interaction("get_thread_read_positions_bulk", _txn)
+        found = await self.db.run_interaction(desc, _txn)
         for room_id in missing:
-            self._thread_positions.set((user_id, room_id), found.get(room_id, {}),
-                                       expected_sequence=seq)
+            cache.set((user_id, room_id), found.get(room_id, empty), expected_sequence=seq)
         out.update(found)
         return out
 
