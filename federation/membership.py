@@ -501,15 +501,11 @@ class FederationMembershipHandler:
                     raise FederationRequestError(server, "send_join: malformed answer")
                 event = await self._countersigned(answer.get("event"), event, server)
                 state = await self._check_pdus(answer.get("state"), room_id, room_version)
-                # The auth chain overlaps the state: each event once.
-                state = list({e.event_id: e for e in state}.values())
-                seen = {e.event_id for e in state} | {event.event_id}
-                chain = []
-                for e in await self._check_pdus(answer.get("auth_chain"), room_id,
-                                                room_version):
-                    if e.event_id not in seen:
-                        seen.add(e.event_id)
-                        chain.append(e)
+                # persist_remote_join stores state and chain once each (they overlap); only
+                # our join, persisted last with its state, must not be among them.
+                chain = [e for e in await self._check_pdus(answer.get("auth_chain"), room_id,
+                                                           room_version)
+                         if e.event_id != event.event_id]
                 ordering = await self._fed_events().persist_remote_join(
                     room_version, event, state, chain)
                 return MembershipResult(event, ordering)
