@@ -27,6 +27,7 @@ from zope.interface import implementer
 from federation.auth import sign_request
 from federation.discovery import ServerDiscovery, ServerTarget, treq_well_known_fetcher
 from federation.ip_filter import IPFilter
+from homeserver.json_decode import JsonDecodeError, decode_json
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -109,8 +110,8 @@ class FederationClient:
         except Exception as e:  # noqa: BLE001 - connection, TLS, DNS and timeout errors
             raise FederationRequestError(destination, f"{method} {path} failed: {e}") from e
         try:
-            decoded = json.loads(raw) if raw else {}
-        except ValueError:
+            decoded = decode_json(raw) if raw else {}
+        except JsonDecodeError:
             decoded = None
         if not 200 <= response.code < 300:
             raise FederationRequestError(

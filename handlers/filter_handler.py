@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.filtering import FilterCollection
 from homeserver.errors import Codes, MatrixError
+from homeserver.json_decode import JsonDecodeError, decode_json
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -71,12 +72,8 @@ class FilterHandler:
             return FilterCollection.default()
         if param.startswith("{"):
             try:
-                obj = json.loads(param, parse_constant=_reject_constant)
-            except (ValueError, RecursionError):
+                obj = decode_json(param)
+            except JsonDecodeError:
                 raise MatrixError(400, Codes.NOT_JSON, "filter must be valid JSON") from None
             return FilterCollection.parse(obj)
         return await self.get_filter(user_id, param)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"Invalid JSON constant {name}")

@@ -9,7 +9,6 @@ when the positive list includes; a `*` in a type matches any run of characters.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,6 +18,7 @@ import pydantic
 from pydantic import Field, StringConstraints
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.json_decode import JsonDecodeError, decode_json
 from homeserver.push_rules import split_key
 
 #: the timeline limit when a filter gives none (spec: "Servers should apply a default")
@@ -183,14 +183,10 @@ def parse_room_event_filter_param(text: str | None) -> RoomEventFilter | None:
     if text is None:
         return None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        obj = decode_json(text)
+    except JsonDecodeError:
         raise MatrixError(400, Codes.NOT_JSON, "filter must be valid JSON") from None
     return RoomEventFilter.parse(obj)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"Invalid JSON constant {name}")
 
 
 def _sender_of(event: Mapping[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ from homeserver.errors import (
     LimitExceededError,
     MatrixError,
 )
+from homeserver.json_decode import JsonDecodeError, decode_json
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +184,6 @@ class Router:
 # --- request parsing -----------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"Invalid JSON constant {name}")
-
-
 def parse_json_value(request: HttpRequest, allow_empty_body: bool = False) -> Any:
     """The body as JSON; 400 M_NOT_JSON if it is not JSON (or is empty, unless allowed)."""
     if not request.body.strip():
@@ -194,9 +191,9 @@ def parse_json_value(request: HttpRequest, allow_empty_body: bool = False) -> An
             return None
         raise MatrixError(400, Codes.NOT_JSON, "Content not JSON")
     try:
-        return json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise MatrixError(400, Codes.NOT_JSON, "Content not JSON") from None
+        return decode_json(request.body)
+    except JsonDecodeError as e:
+        raise MatrixError(400, Codes.NOT_JSON, f"Content not JSON: {e}") from None
 
 
 def parse_json_object(request: HttpRequest, allow_empty_body: bool = False) -> dict[str, Any]:

@@ -3,7 +3,6 @@ base class every federation endpoint uses."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from signedjson.sign import SignatureVerifyException
 from federation.auth import parse_x_matrix, verify_request
 from federation.keyring import KeyRingError
 from homeserver.errors import Codes, MatrixError
+from homeserver.json_decode import JsonDecodeError, decode_json
 from rest.http import HttpRequest, RestServlet
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ class FederationAuth:
         content: Any = None
         if request.body:
             try:
-                content = json.loads(request.body)
-            except ValueError:
+                content = decode_json(request.body)
+            except JsonDecodeError:
                 raise MatrixError(400, Codes.NOT_JSON, "Content not JSON") from None
         try:
             key = await self._keyring.get_verify_key(auth.origin, auth.key,
