@@ -12,6 +12,8 @@ SCHEMA_VERSION history:
        transaction IDs, aliases, event reports.
     3: sync — filters, account data and tags, receipts, presence, to-device messages,
        push rules and push actions.
+    4: hardening and end-to-end encryption — files in `schema/4/` (10-19 security,
+       20-39 E2E keys).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from storage.database import DatabasePool, Transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 
 
