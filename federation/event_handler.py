@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from federation.keyring import KeyRingError
+from federation.pdu_limits import check_pdu_limits
 from handlers.state import StateBefore, current_state_delta
 from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
 from homeserver.event_hashing import check_canonical_json, check_content_hash
@@ -68,6 +69,7 @@ class FederationEventHandler:
         Raises:
             InvalidPdu: malformed, or not signed by the servers that must sign it.
         """
+        check_pdu_limits(pdu, InvalidPdu)
         if not isinstance(pdu, dict):
             raise InvalidPdu("PDU is not an object")
         try:

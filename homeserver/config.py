@@ -169,6 +169,45 @@ class LoginRateLimitConfig:
 
 
 @attrs.frozen(slots=True)
+class RcFederationConfig:
+    """Synapse's `rc_federation`, per origin server: more than `sleep_limit` requests in
+    `window_size` ms are each delayed by `sleep_delay` ms; at most `concurrent` are
+    processed at once; once more than `reject_limit` wait, the next gets 429."""
+
+    window_size: int = 1000
+    sleep_limit: int = 10
+    sleep_delay: int = 500
+    reject_limit: int = 50
+    concurrent: int = 3
+
+    @classmethod
+    def parse(cls, value: Any) -> RcFederationConfig:
+        if value is None:
+            return cls()
+        section = _mapping("rc_federation", value)
+        fields = ("window_size", "sleep_limit", "sleep_delay", "reject_limit", "concurrent")
+        for sub in section:
+            if sub not in fields:
+                raise ConfigError(
+                    f"Config key 'rc_federation.{sub}': expected one of {', '.join(fields)}")
+        default = cls()
+        parsed: dict[str, int] = {}
+        for name in fields:
+            number = _get(section, "rc_federation.", name, _int, getattr(default, name))
+            # A window of 0 ms or no concurrency would refuse or stall every request.
+            lowest = 1 if name in ("window_size", "concurrent") else 0
+            _expect(number >= lowest, f"rc_federation.{name}", f"an integer >= {lowest}",
+                    number)
+            parsed[name] = number
+        return cls(**parsed)
+
+
+#: 200 PDUs' worth (Synapse's MAX_REQUEST_SIZE): a full transaction of 50 PDUs of 64 KiB
+#: and 100 EDUs (Synapse keeps each under 64 KiB) with room for non-canonical encoding.
+DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE = 200 * 65536
+
+
+@attrs.frozen(slots=True)
 class ListenerConfig:
     port: int
     bind_addresses: tuple[str, ...]
@@ -354,6 +393,7 @@ KNOWN_KEYS = frozenset({
     "max_request_body_size", "web_client_location", "admin_contact",
     "presence", "ip_range_blacklist", "ip_range_whitelist",
     "tls_certificate_path", "tls_private_key_path", "federation_verify_certificates",
+    "rc_federation", "federation_max_request_body_size",
 })
 
 
@@ -400,6 +440,10 @@ class HomeServerConfig:
     tls_private_key_path: str | None = None
     #: check remote servers' TLS certificates (off only for test set-ups)
     federation_verify_certificates: bool = True
+    #: per-origin limits on inbound federation requests (Synapse's `rc_federation`)
+    rc_federation: RcFederationConfig = RcFederationConfig()
+    #: body limit for `/_matrix/federation/` paths on listeners serving federation
+    federation_max_request_body_size: int = DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], config_dir: str) -> HomeServerConfig:
@@ -512,6 +556,10 @@ class HomeServerConfig:
             ip_range_whitelist=_get(raw, "", "ip_range_whitelist", parse_ip_ranges, ()),
             trusted_key_servers=_get(raw, "", "trusted_key_servers", TrustedKeyServer.parse_list,
                                      DEFAULT_TRUSTED_KEY_SERVERS),
+            rc_federation=RcFederationConfig.parse(raw.get("rc_federation")),
+            federation_max_request_body_size=_get(
+                raw, "", "federation_max_request_body_size", parse_size,
+                DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE),
         )
 
     @classmethod

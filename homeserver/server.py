@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from federation.keyring import KeyRing
     from federation.membership import FederationMembershipHandler
     from federation.query_handler import FederationQueryHandler
+    from federation.ratelimit import FederationRateLimiter
     from federation.sender import FederationSender
     from federation.server_visibility import ServerVisibility
     from federation.serving import FederationServingHandler
@@ -248,6 +249,12 @@ class HomeServer:
         from federation.transport.server import FederationAuth
 
         return FederationAuth(self)
+
+    @_part
+    def get_federation_ratelimiter(self) -> FederationRateLimiter:
+        from federation.ratelimit import FederationRateLimiter
+
+        return FederationRateLimiter(self)
 
     @_part
     def get_router(self) -> Router:

@@ -45,6 +45,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "rc_message": {"per_second": 1000, "burst_count": 1000},
     "rc_registration": {"per_second": 1000, "burst_count": 1000},
     "rc_login": {"per_second": 1000, "burst_count": 1000},
+    "rc_federation": {"sleep_limit": 1000, "reject_limit": 1000, "concurrent": 1000},
 }
 
 

@@ -7,12 +7,17 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import pydantic
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
 from federation.event_handler import InvalidPdu
+from federation.pdu_limits import Edu, TransactionBody
 from federation.transport.server import FederationServlet, federation_patterns
-from homeserver.errors import Codes, MatrixError
+from homeserver.errors import LimitExceededError
 from homeserver.event_hashing import compute_event_id
 from homeserver.room_versions import EventFormat
-from rest.http import HttpRequest, Router, parse_json_object
+from rest.http import HttpRequest, Router, parse_json_object, validate_model
 from storage.caches import LruCache
 
 if TYPE_CHECKING:
@@ -20,82 +25,120 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_PDUS = 50
-MAX_EDUS = 100
+#: what a second transaction from a busy origin is told to wait
+BUSY_RETRY_AFTER_MS = 1000
+
+Answer = dict[str, Any]
 
 
 class FederationSendServlet(FederationServlet):
     PATTERNS = federation_patterns("/send/(?P<txn_id>[^/]+)/?")
+    # Transactions are serialised per origin below instead, as in Synapse: queueing them
+    # in rc_federation would only hold requests that are refused anyway.
+    RATELIMIT = False
 
     def __init__(self, hs: HomeServer) -> None:
         super().__init__(hs)
-        self._hs = hs
         self._events = hs.get_datastores().events
+        self._handler = hs.get_federation_event_handler()
+        # The answers below live in this process only, like Synapse's response cache. A
+        # transaction retried to another process is processed again there, which is safe:
+        # stored events are recognised by ID and to-device messages by message_id.
         # (origin, txn ID) -> the answer: a replayed transaction gets it again
-        self._done: LruCache[tuple[str, str], dict[str, Any]] = LruCache(10_000)
+        self._done: LruCache[tuple[str, str], Answer] = LruCache(10_000)
+        # (origin, txn ID) of a transaction being processed -> the repeats waiting for it
+        self._waiting: dict[tuple[str, str], list[defer.Deferred[Answer]]] = {}
+        # origin -> the ID of its transaction being processed
+        self._active: dict[str, str] = {}
         self._edu_handlers: dict[str, Any] = {}
 
     def register_edu_handler(self, edu_type: str, handler: Any) -> None:
         """`handler(origin, content)` for EDUs of this type (typing, receipts, ...)."""
         self._edu_handlers[edu_type] = handler
 
+    # PUT /_matrix/federation/v1/send/{txnId}
     async def on_PUT_authed(self, request: HttpRequest, origin: str,
                             txn_id: str) -> tuple[int, Any]:
-        done = self._done.get((origin, txn_id))
+        key = (origin, txn_id)
+        done = self._done.get(key)
         if done is not None:
             return 200, done
-        body = parse_json_object(request)
-        pdus = body.get("pdus", [])
-        edus = body.get("edus", [])
-        if not isinstance(pdus, list) or not isinstance(edus, list):
-            raise MatrixError(400, Codes.BAD_JSON, "'pdus' and 'edus' must be lists")
-        if len(pdus) > MAX_PDUS or len(edus) > MAX_EDUS:
-            raise MatrixError(400, Codes.BAD_JSON,
-                              f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
-        results: dict[str, Any] = {}
-        handler = self._hs.get_federation_event_handler()
-        for pdu in pdus:
-            event_id, result = await self._one_pdu(handler, origin, pdu)
-            if event_id is not None:
-                results[event_id] = result
-        for edu in edus:
-            await self._one_edu(origin, edu)
-        answer = {"pdus": results}
-        self._done.set((origin, txn_id), answer)
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            repeat: defer.Deferred[Answer] = defer.Deferred()
+            waiting.append(repeat)
+            return 200, await repeat
+        body = validate_model(TransactionBody, parse_json_object(request))
+        if origin in self._active:
+            # One transaction per origin at a time (Synapse answers 429 as well); the
+            # refusal is not remembered, so the sender's retry is processed.
+            logger.info("Transaction %s from %s refused: %s still in progress", txn_id,
+                        origin, self._active[origin])
+            raise LimitExceededError(retry_after_ms=BUSY_RETRY_AFTER_MS)
+        # No await between the look-ups above and these: nothing else can slip in.
+        self._active[origin] = txn_id
+        self._waiting[key] = []
+        try:
+            answer = await self._process(origin, body)
+        except Exception:
+            failure = Failure()
+            del self._active[origin]
+            for repeat in self._waiting.pop(key):
+                repeat.errback(failure)
+            raise
+        self._done.set(key, answer)
+        del self._active[origin]
+        for repeat in self._waiting.pop(key):
+            repeat.callback(answer)
         return 200, answer
 
-    async def _one_pdu(self, handler: Any, origin: str, pdu: Any
-                       ) -> tuple[str | None, dict[str, Any]]:
+    async def _process(self, origin: str, body: TransactionBody) -> Answer:
+        results: dict[str, Any] = {}
+        for pdu in body.pdus:
+            event_id, result = await self._one_pdu(origin, pdu)
+            if event_id is not None:
+                results[event_id] = result
+        for edu in body.edus:
+            await self._one_edu(origin, edu)
+        return {"pdus": results}
+
+    async def _one_pdu(self, origin: str, pdu: Any) -> tuple[str | None, dict[str, Any]]:
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
-            return None, {}
+            return None, {}  # nothing to name it by in the answer
         room_version = await self._events.get_room_version(pdu["room_id"])
         if room_version is None:
             logger.info("PDU from %s for unknown room %s dropped", origin, pdu["room_id"])
             return pdu.get("event_id") if isinstance(pdu.get("event_id"), str) else None, \
                 {"error": "Unknown room"}
         try:
-            event = await handler.check_pdu(pdu, room_version)
+            event = await self._handler.check_pdu(pdu, room_version)
         except InvalidPdu as e:
             logger.info("PDU from %s refused: %s", origin, e)
             return _event_id_of(pdu, room_version), {"error": str(e)[:500]}
         try:
-            await handler.on_receive_pdu(origin, event)
+            await self._handler.on_receive_pdu(origin, event)
         except InvalidPdu as e:
             logger.info("PDU %s from %s refused: %s", event.event_id, origin, e)
             return event.event_id, {"error": str(e)[:500]}
+        except Exception:  # noqa: BLE001 - one PDU must not fail the others (Synapse too)
+            logger.exception("PDU %s from %s failed", event.event_id, origin)
+            return event.event_id, {"error": "Internal error while processing the PDU"}
         return event.event_id, {}
 
-    async def _one_edu(self, origin: str, edu: Any) -> None:
-        if not isinstance(edu, dict) or not isinstance(edu.get("edu_type"), str):
+    async def _one_edu(self, origin: str, raw: Any) -> None:
+        try:
+            edu = Edu.model_validate(raw)
+        except pydantic.ValidationError:
+            logger.info("Malformed EDU from %s dropped: %s", origin, json.dumps(raw)[:200])
             return
-        handler = self._edu_handlers.get(edu["edu_type"])
+        handler = self._edu_handlers.get(edu.edu_type)
         if handler is None:
             return
         try:
-            await handler(origin, edu.get("content"))
+            await handler(origin, edu.content)
         except Exception:  # noqa: BLE001 - one bad EDU must not fail the transaction
-            logger.exception("EDU %s from %s failed: %s", edu["edu_type"], origin,
-                             json.dumps(edu)[:200])
+            logger.exception("EDU %s from %s failed: %s", edu.edu_type, origin,
+                             json.dumps(raw)[:200])
 
 
 def _event_id_of(pdu: dict[str, Any], room_version: Any) -> str | None:

@@ -69,10 +69,14 @@ class FederationAuth:
 
 
 class FederationServlet(RestServlet):
-    """A federation endpoint: `on_<METHOD>(request, origin, **path_args)` after auth."""
+    """A federation endpoint: `on_<METHOD>(request, origin, **path_args)` after auth,
+    inside the origin's `rc_federation` limits unless `RATELIMIT` is false."""
+
+    RATELIMIT = True
 
     def __init__(self, hs: HomeServer) -> None:
         self._fed_auth = hs.get_federation_auth()
+        self._ratelimiter = hs.get_federation_ratelimiter()
 
     def register(self, router: Any) -> None:
         for method in ("GET", "PUT", "POST", "DELETE"):
@@ -83,7 +87,10 @@ class FederationServlet(RestServlet):
             def make(h: Any) -> Any:
                 async def authed(request: HttpRequest, **kwargs: Any) -> Any:
                     origin = await self._fed_auth.authenticate(request)
-                    return await h(request, origin, **kwargs)
+                    if not self.RATELIMIT:
+                        return await h(request, origin, **kwargs)
+                    async with self._ratelimiter.ratelimit(origin):
+                        return await h(request, origin, **kwargs)
                 return authed
 
             setattr(self, f"on_{method}", make(handler))
