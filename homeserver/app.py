@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-from homeserver.config import HomeServerConfig
+from homeserver.config import HomeServerConfig, ListenerConfig
 from homeserver.server import HomeServer
 from rest.resource import AxonSite, RouterResource
 
@@ -18,6 +18,8 @@ RESOURCE_PREFIXES = {
                "/health", "/_matrix/static/"),
     "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server"),
 }
+#: the paths that get `federation_max_request_body_size` on a listener serving federation
+FEDERATION_PREFIX = "/_matrix/federation/"
 
 
 def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
@@ -27,6 +29,21 @@ def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
     hs.get_signing_key()
     hs.get_router()
     return hs
+
+
+def build_site(hs: HomeServer, listener: ListenerConfig) -> AxonSite:
+    """The HTTP site of one listener: its resources' paths only, and a body limit that
+    lets federation paths carry a full transaction while client paths keep theirs."""
+    prefixes: tuple[str, ...] = ()
+    for name in listener.resources:
+        prefixes += RESOURCE_PREFIXES.get(name, ())
+    resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
+                              allowed_prefixes=prefixes)
+    body_limits: tuple[tuple[str, int], ...] = ()
+    if "federation" in listener.resources:
+        body_limits = ((FEDERATION_PREFIX, hs.config.federation_max_request_body_size),)
+    return AxonSite(resource, hs.config.max_request_body_size, body_limits=body_limits,
+                    reactor=hs.reactor)
 
 
 async def start_listeners(hs: HomeServer) -> list[Any]:
@@ -42,12 +59,7 @@ async def start_listeners(hs: HomeServer) -> list[Any]:
         if listener.type != "http":
             logger.warning("Listener type %s is not supported yet; skipped", listener.type)
             continue
-        prefixes: tuple[str, ...] = ()
-        for name in listener.resources:
-            prefixes += RESOURCE_PREFIXES.get(name, ())
-        resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
-                                  allowed_prefixes=prefixes)
-        site: Any = AxonSite(resource, hs.config.max_request_body_size)
+        site: Any = build_site(hs, listener)
         if listener.tls:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any, cast
 
 from twisted.internet import defer
@@ -17,14 +18,18 @@ logger = logging.getLogger(__name__)
 
 
 class LimitedRequest(server.Request):
-    """A request that stops buffering its body once it passes the site's limit."""
+    """A request that stops buffering its body once it passes its path's limit."""
 
     too_large = False
     _received = 0
+    _limit = 0
 
     def gotLength(self, length: int | None) -> None:
-        limit = self.channel.site.max_request_body_size  # type: ignore[attr-defined]
-        if length is not None and length > limit:
+        site: AxonSite = self.channel.site  # type: ignore[attr-defined]
+        # The path is parsed only once the body is in; the channel holds the request
+        # line's target until then (absent on other transports: the site's default).
+        self._limit = site.body_limit(getattr(self.channel, "_path", b""))
+        if length is not None and length > self._limit:
             self.too_large = True
         super().gotLength(length if not self.too_large else 0)
 
@@ -32,7 +37,7 @@ class LimitedRequest(server.Request):
         if self.too_large:
             return
         self._received += len(data)
-        if self._received > self.channel.site.max_request_body_size:  # type: ignore[attr-defined]
+        if self._received > self._limit:
             self.too_large = True
             content: Any = self.content  # Twisted's stubs say None; it is a BytesIO here
             content.seek(0)
@@ -42,12 +47,25 @@ class LimitedRequest(server.Request):
 
 
 class AxonSite(server.Site):
+    """A site whose request bodies are limited: `max_request_body_size`, or the limit of
+    the first `body_limits` prefix the path starts with."""
+
     requestFactory = LimitedRequest
 
-    def __init__(self, root: resource.Resource, max_request_body_size: int, **kwargs: Any) -> None:
+    def __init__(self, root: resource.Resource, max_request_body_size: int,
+                 body_limits: Sequence[tuple[str, int]] = (), **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.max_request_body_size = max_request_body_size
+        self._body_limits = tuple((prefix.encode("ascii"), limit)
+                                  for prefix, limit in body_limits)
         self.noisy = False
+
+    def body_limit(self, target: bytes) -> int:
+        """The body limit for a request target (path and query)."""
+        for prefix, limit in self._body_limits:
+            if target.startswith(prefix):
+                return limit
+        return self.max_request_body_size
 
     def log(self, request: Any) -> None:
         # Access logs go through our own logger in RouterResource, with the request ID.
