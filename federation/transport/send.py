@@ -110,20 +110,18 @@ class FederationSendServlet(FederationServlet):
             logger.info("PDU from %s for unknown room %s dropped", origin, pdu["room_id"])
             return pdu.get("event_id") if isinstance(pdu.get("event_id"), str) else None, \
                 {"error": "Unknown room"}
+        event_id = _event_id_of(pdu, room_version)
         try:
             event = await self._handler.check_pdu(pdu, room_version)
-        except InvalidPdu as e:
-            logger.info("PDU from %s refused: %s", origin, e)
-            return _event_id_of(pdu, room_version), {"error": str(e)[:500]}
-        try:
+            event_id = event.event_id
             await self._handler.on_receive_pdu(origin, event)
         except InvalidPdu as e:
-            logger.info("PDU %s from %s refused: %s", event.event_id, origin, e)
-            return event.event_id, {"error": str(e)[:500]}
+            logger.info("PDU %s from %s refused: %s", event_id, origin, e)
+            return event_id, {"error": str(e)[:500]}
         except Exception:  # noqa: BLE001 - one PDU must not fail the others (Synapse too)
-            logger.exception("PDU %s from %s failed", event.event_id, origin)
-            return event.event_id, {"error": "Internal error while processing the PDU"}
-        return event.event_id, {}
+            logger.exception("PDU %s from %s failed", event_id, origin)
+            return event_id, {"error": "Internal error while processing the PDU"}
+        return event_id, {}
 
     async def _one_edu(self, origin: str, raw: Any) -> None:
         try:
