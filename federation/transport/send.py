@@ -33,8 +33,8 @@ Answer = dict[str, Any]
 
 class FederationSendServlet(FederationServlet):
     PATTERNS = federation_patterns("/send/(?P<txn_id>[^/]+)/?")
-    # Transactions are serialised per origin below instead, as in Synapse: queueing them
-    # in rc_federation would only hold requests that are refused anyway.
+    # Left out of rc_federation, as in Synapse: one transaction per origin at a time
+    # (below) bounds it already, and a sender has only one transaction in flight to us.
     RATELIMIT = False
 
     def __init__(self, hs: HomeServer) -> None:
