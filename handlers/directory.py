@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from handlers.event_creation import EventSpec
+from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 from homeserver.event_auth import get_user_power_level
 from homeserver.events import Event
@@ -106,6 +107,7 @@ class DirectoryHandler:
         self._auth = hs.get_auth_handler()
         self._creation = hs.get_event_creation_handler()
         self._visibility = hs.get_visibility_handler()
+        self._redactions = EventRedactions(self._events)
 
     # -- aliases --
 
@@ -380,7 +382,7 @@ class DirectoryHandler:
                   "m.room.avatar", "m.room.join_rules", "m.room.history_visibility",
                   "m.room.guest_access")
         ids = {t: current[(t, "")] for t in wanted if (t, "") in current}
-        events = await self._events.get_events(ids.values())
+        events = await self._redactions.get_events(ids.values())
         content = {t: events[e].content for t, e in ids.items() if e in events}
 
         def field(event_type: str, key: str) -> Any:
