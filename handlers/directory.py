@@ -223,14 +223,16 @@ class DirectoryHandler:
 
     # GET /_matrix/client/v3/rooms/{roomId}/aliases
     async def get_local_aliases(self, user_id: str, room_id: str) -> list[str]:
-        """The local aliases of a room, for those who may read its state (members,
-        departed members, anyone in a world-readable room).
+        """The local aliases of a room: for its joined members, anyone when the room is
+        `world_readable` (spec), and server admins (as Synapse) — not for those who left.
 
         Raises:
             MatrixError: 400 M_INVALID_PARAM (bad room ID), 403 M_FORBIDDEN.
         """
         RoomID.parse(room_id)
-        await self._visibility.check_can_see_room_state(user_id, room_id)
+        if not await self._visibility.is_joined_or_world_readable(user_id, room_id) \
+                and not await self._auth.is_server_admin(user_id):
+            raise MatrixError(403, Codes.FORBIDDEN, f"User {user_id} not in room {room_id}")
         return await self._rooms.get_aliases_for_room(room_id)
 
     async def check_canonical_alias(self, room_id: str, content: Mapping[str, Any]) -> None:

@@ -162,11 +162,17 @@ class RoomSyncBuilder:
 
     async def _left_room(self, req: SyncRequest, room_id: str, left_at: int
                          ) -> dict[str, Any]:
-        """A room the user left or was banned from: history up to the leave."""
+        """A room the user left or was banned from: history up to the leave, and the
+        state they may read (`room_state_access`): as of the end of their last join, none
+        if they were never joined."""
         since_room = req.since.room if req.since else None
         timeline = await self._timeline(req, room_id, since_room, left_at)
         fresh = since_room is None or req.full_state
-        state = await self._state_section(req, room_id, timeline, fresh, since_room)
+        access = await self._visibility.room_state_access(req.user_id, room_id)
+        state: list[Event] = []
+        if access is not None:
+            state = await self._state_section(req, room_id, timeline, fresh, since_room,
+                                              until=access.departed_at)
         return (await self._room_bodies(req, {room_id: (timeline, state)}))[room_id]
 
     async def _room_bodies(self, req: SyncRequest,
@@ -265,13 +271,16 @@ class RoomSyncBuilder:
         return await self._state.get_state_after_event(event_id) or {}
 
     async def _state_section(self, req: SyncRequest, room_id: str, timeline: _Timeline,
-                             fresh: bool, since_room: int | None) -> list[Event]:
-        """State at the start of the timeline that the client does not know yet."""
+                             fresh: bool, since_room: int | None,
+                             until: int | None = None) -> list[Event]:
+        """State at the start of the timeline (at most as of position `until`) that the
+        client does not know yet."""
         st_filter = req.filter.state
         lazy = st_filter.lazy_load_members
         if not fresh and not timeline.limited and not lazy:
             return []
-        at_start = await self._state_at(room_id, timeline.start)
+        start = timeline.start if until is None else min(timeline.start, until)
+        at_start = await self._state_at(room_id, start)
         if fresh:
             wanted = dict(at_start)
         elif timeline.limited:
