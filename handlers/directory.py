@@ -438,7 +438,10 @@ class DirectoryHandler:
                                    state_key: str = "") -> Event | None:
         current = await self._state.get_current_state_ids(room_id)
         event_id = current.get((event_type, state_key))
-        return await self._events.get_event(event_id) if event_id is not None else None
+        if event_id is None:
+            return None
+        # As clients see it: a redacted canonical alias is not rewritten back to life.
+        return (await self._redactions.get_events([event_id])).get(event_id)
 
 
 def _plain_topic(content: Mapping[str, Any] | None) -> str | None:

@@ -133,3 +133,19 @@ class RedactedReadsTestCase(RoomHelpers, HomeserverTestCase):
         body = self.ok(signed_request(self, self.remote, "GET",
                                       f"/_matrix/federation/v1/hierarchy/{self.room}"))
         self.assertFalse({"name", "topic", "avatar_url"} & set(body["room"]))
+
+    def test_alias_removal_keeps_canonical_alias_redacted(self) -> None:
+        """Deleting an alias does not re-send a redacted m.room.canonical_alias with the
+        aliases it used to list."""
+        for name in ("SECRETA", "SECRETB"):
+            self.ok(self.make_request("PUT", f"{C}/directory/room/%23{name}:test",
+                                      {"room_id": self.room}, access_token=self.alice))
+        canonical = self.send_state(self.alice, self.room, "m.room.canonical_alias",
+                                    {"alias": "#SECRETA:test",
+                                     "alt_aliases": ["#SECRETB:test"]})
+        self.ok(self.make_request("PUT", f"{C}/rooms/{self.room}/redact/{canonical}/ca",
+                                  {}, access_token=self.alice))
+        self.ok(self.make_request("DELETE", f"{C}/directory/room/%23SECRETB:test",
+                                  access_token=self.alice))
+        self.assertEqual(self.get(f"/rooms/{self.room}/state/m.room.canonical_alias/",
+                                  self.alice), {})
