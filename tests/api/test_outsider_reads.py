@@ -85,6 +85,12 @@ class OutsiderReadsTestCase(RoomHelpers, HomeserverTestCase):
         self.assertNotIn(b"LATERNAME", channel.result)
         self.assertIn(self.room, channel.json_body["rooms"]["leave"])
 
+    def test_server_admin_reads_aliases(self) -> None:
+        """A server admin reads a room's aliases without being in it (as Synapse)."""
+        self.register_user("root", admin=True)
+        self.assertEqual(self.ok(self.login("root"), "GET", f"/rooms/{self.room}/aliases"),
+                         {"aliases": ["#hideout:test"]})
+
     def test_aliases_only_for_members_or_world_readable(self) -> None:
         """/aliases: joined members yes, departed members no (the current list would
         leak), anyone once the room is world_readable."""
