@@ -27,7 +27,16 @@ class UserDirectorySearchServlet(RestServlet):
     async def on_POST(self, request: HttpRequest) -> tuple[int, Any]:
         requester = await self._auth.get_user_by_req(request)
         body = parse_body(request, UserDirectorySearchBody)
-        return 200, await self._directory.search(requester, body.search_term, body.limit)
+        found = await self._directory.search(requester, body.search_term, body.limit)
+        results = []
+        for hit in found.results:
+            result: dict[str, Any] = {"user_id": hit.user_id}
+            if hit.display_name is not None:
+                result["display_name"] = hit.display_name
+            if hit.avatar_url is not None:
+                result["avatar_url"] = hit.avatar_url
+            results.append(result)
+        return 200, {"results": results, "limited": found.limited}
 
 
 def register_servlets(hs: HomeServer, router: Router) -> None:

@@ -29,6 +29,7 @@ from federation.keyring import KeyRingError
 from federation.restricted import AUTHORISING_USER, RestrictedJoins
 from federation.serving import federation_pdu
 from handlers.event_creation import EventSpec
+from handlers.event_serialize import EventRedactions
 from handlers.sync_rooms import STRIPPED_STATE_TYPES
 from homeserver.errors import Codes, MatrixError
 from homeserver.event_auth import AuthError, check_auth_rules
@@ -99,6 +100,7 @@ class FederationMembershipHandler:
         self._notifier = hs.get_notifier()
         self._current = stores.state
         self._restricted = RestrictedJoins(hs)
+        self._redactions = EventRedactions(self._events)
 
     # ---------------------------------------------------------------------------------
     # server side: other servers' users in our rooms
@@ -269,7 +271,7 @@ class FederationMembershipHandler:
         before = await self._state.state_before(room_version, list(event.prev_event_ids))
         state_ids = list(before.state.values())
         chain_ids = await self._dag.get_auth_chain_ids([*state_ids, event.event_id])
-        loaded = await self._events.get_events([*state_ids, *chain_ids])
+        loaded = await self._redactions.get_events([*state_ids, *chain_ids])
         state = [federation_pdu(loaded[e]) for e in state_ids if e in loaded]
         chain = [federation_pdu(loaded[e]) for e in sorted(chain_ids) if e in loaded]
         return {"event": federation_pdu(event), "state": state, "auth_chain": chain,
@@ -299,7 +301,7 @@ class FederationMembershipHandler:
         """The room's stripped state (create, join rules, name, …) as PDUs: what knocks
         (and invites) carry so the user can tell what room it is."""
         wanted = [v for (t, k), v in state.items() if t in STRIPPED_STATE_TYPES and k == ""]
-        loaded = await self._events.get_events(wanted)
+        loaded = await self._redactions.get_events(wanted)
         return [federation_pdu(loaded[e]) for e in wanted if e in loaded]
 
     # PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
@@ -649,7 +651,7 @@ class FederationMembershipHandler:
         wanted = [v for (t, k), v in state.items()
                   if (t in STRIPPED_STATE_TYPES and k == "")
                   or (t == "m.room.member" and k == event.sender)]
-        loaded = await self._events.get_events(wanted)
+        loaded = await self._redactions.get_events(wanted)
         room_state = [federation_pdu(loaded[e]) for e in wanted if e in loaded]
         body = {"room_version": event.room_version.identifier, "event": federation_pdu(event),
                 "invite_room_state": room_state}

@@ -15,9 +15,9 @@ import copy
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
-from homeserver.redaction import prune_event
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -52,6 +52,7 @@ class FederationServingHandler:
         self._dag = stores.event_federation
         self._state = hs.get_state_handler()
         self._visibility = hs.get_server_visibility()
+        self._redactions = EventRedactions(self._events)
 
     # GET /_matrix/federation/v1/event/{eventId}
     async def get_event(self, origin: str, event_id: str) -> dict[str, Any]:
@@ -177,19 +178,6 @@ class FederationServingHandler:
         return await self._pdus(await self._visibility.filter_events_for_server(origin, events))
 
     async def _pdus(self, events: Iterable[Event]) -> list[dict[str, Any]]:
-        """Federation PDUs, pruned where a redaction in the same room applies (never the
-        create event, as for clients)."""
-        events = list(events)
-        redaction_of: dict[str, str] = {}
-        for i in range(0, len(events), 500):
-            redaction_of.update(await self._events.get_redactions(
-                [e.event_id for e in events[i:i + 500]]))
-        redactions = await self._events.get_events(set(redaction_of.values()))
-        out = []
-        for event in events:
-            redaction = redactions.get(redaction_of.get(event.event_id, ""))
-            if redaction is not None and redaction.room_id == event.room_id \
-                    and event.type != "m.room.create":
-                event = prune_event(event)
-            out.append(federation_pdu(event))
-        return out
+        """Federation PDUs, pruned where a redaction applies (`EventRedactions`, the
+        rule clients get too)."""
+        return [federation_pdu(e) for e in await self._redactions.pruned(list(events))]

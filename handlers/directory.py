@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from handlers.event_creation import EventSpec
+from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 from homeserver.event_auth import get_user_power_level
 from homeserver.events import Event
@@ -106,6 +107,7 @@ class DirectoryHandler:
         self._auth = hs.get_auth_handler()
         self._creation = hs.get_event_creation_handler()
         self._visibility = hs.get_visibility_handler()
+        self._redactions = EventRedactions(self._events)
 
     # -- aliases --
 
@@ -221,14 +223,16 @@ class DirectoryHandler:
 
     # GET /_matrix/client/v3/rooms/{roomId}/aliases
     async def get_local_aliases(self, user_id: str, room_id: str) -> list[str]:
-        """The local aliases of a room, for those who may read its state (members,
-        departed members, anyone in a world-readable room).
+        """The local aliases of a room: for its joined members, anyone when the room is
+        `world_readable` (spec), and server admins (as Synapse) — not for those who left.
 
         Raises:
             MatrixError: 400 M_INVALID_PARAM (bad room ID), 403 M_FORBIDDEN.
         """
         RoomID.parse(room_id)
-        await self._visibility.check_can_see_room_state(user_id, room_id)
+        if not await self._visibility.is_joined_or_world_readable(user_id, room_id) \
+                and not await self._auth.is_server_admin(user_id):
+            raise MatrixError(403, Codes.FORBIDDEN, f"User {user_id} not in room {room_id}")
         return await self._rooms.get_aliases_for_room(room_id)
 
     async def check_canonical_alias(self, room_id: str, content: Mapping[str, Any]) -> None:
@@ -380,7 +384,7 @@ class DirectoryHandler:
                   "m.room.avatar", "m.room.join_rules", "m.room.history_visibility",
                   "m.room.guest_access")
         ids = {t: current[(t, "")] for t in wanted if (t, "") in current}
-        events = await self._events.get_events(ids.values())
+        events = await self._redactions.get_events(ids.values())
         content = {t: events[e].content for t, e in ids.items() if e in events}
 
         def field(event_type: str, key: str) -> Any:
@@ -434,7 +438,10 @@ class DirectoryHandler:
                                    state_key: str = "") -> Event | None:
         current = await self._state.get_current_state_ids(room_id)
         event_id = current.get((event_type, state_key))
-        return await self._events.get_event(event_id) if event_id is not None else None
+        if event_id is None:
+            return None
+        # As clients see it: a redacted canonical alias is not rewritten back to life.
+        return (await self._redactions.get_events([event_id])).get(event_id)
 
 
 def _plain_topic(content: Mapping[str, Any] | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from federation.restricted import AUTHORISING_USER
 from handlers.event_creation import EventSpec, SentEvent
 from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import RoomAlias, UserID
@@ -38,6 +39,12 @@ class RoomMemberHandler:
         if await self._events.get_room_version(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         content = await self._member_content(target, membership, reason, extra_content)
+        if membership == "join" and sender == target:
+            # A restricted room: one of our members who may invite vouches for the join.
+            fed = self._hs.get_federation_membership_handler()
+            via = await fed.restricted_join_authoriser(room_id, target)
+            if via is not None:
+                content[AUTHORISING_USER] = via
         return await self._creation.send(EventSpec(
             room_id=room_id, type="m.room.member", sender=sender, content=content,
             state_key=target, txn_key=txn_key))
@@ -45,6 +52,9 @@ class RoomMemberHandler:
     async def _member_content(self, target: str, membership: str, reason: str | None,
                               extra_content: dict[str, Any] | None = None) -> dict[str, Any]:
         content: dict[str, Any] = dict(extra_content or {})
+        # Only our restricted-join logic may name an authorising user: a client's value
+        # would be trusted by the auth rules (stripped unconditionally, as Synapse).
+        content.pop(AUTHORISING_USER, None)
         content["membership"] = membership
         if reason is not None:
             content["reason"] = reason
@@ -138,11 +148,7 @@ class RoomMemberHandler:
                 if existing is not None else None
             if existing is not None and ordering is not None:
                 return SentEvent(existing, ordering, new=False)
-        # A restricted room: one of our members who may invite vouches for the join.
-        via = await fed.restricted_join_authoriser(room_id, user_id)
-        extra = {"join_authorised_via_users_server": via} if via is not None else None
-        return await self.update_membership(user_id, room_id, user_id, "join", reason,
-                                            extra_content=extra)
+        return await self.update_membership(user_id, room_id, user_id, "join", reason)
 
     # POST /_matrix/client/v3/rooms/{roomId}/leave
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> SentEvent | None:

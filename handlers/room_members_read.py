@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ class RoomMembersReadHandler:
         self._members = stores.room_members
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
+        self._redactions = EventRedactions(self._events)
 
     # GET /_matrix/client/v3/joined_rooms
     async def joined_rooms(self, user_id: str) -> list[str]:
@@ -62,7 +64,7 @@ class RoomMembersReadHandler:
             raise MatrixError(403, Codes.FORBIDDEN, f"User {user_id} not in room {room_id}")
         state = await self._state.get_current_state_ids(room_id)
         member_ids = [e for (t, _), e in state.items() if t == "m.room.member"]
-        events = await self._events.get_events(member_ids)
+        events = await self._redactions.get_events(member_ids)
         joined: dict[str, dict[str, Any]] = {}
         for event in events.values():
             if event.membership != "join" or event.state_key is None:

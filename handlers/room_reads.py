@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from handlers.event_serialize import serialize_event
+from handlers.event_serialize import (
+    EventRedactions,
+    serialize_event,
+    serialize_federation_event,
+)
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
-
-#: event IDs per `get_redactions` query (keeps under SQLite's bound-parameter limit)
-_REDACTION_BATCH = 500
 
 
 class RoomReadHandler:
@@ -22,6 +23,7 @@ class RoomReadHandler:
         self._clock = hs.get_clock()
         self._events = hs.get_datastores().events
         self._visibility = hs.get_visibility_handler()
+        self._redactions = EventRedactions(self._events)
 
     # GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}
     async def get_event(self, user_id: str, room_id: str, event_id: str) -> dict[str, Any]:
@@ -70,25 +72,18 @@ class RoomReadHandler:
         return content
 
     async def serialize_events(self, events: Sequence[Event],
-                               txn_ids: Mapping[str, str] | None = None
-                               ) -> list[dict[str, Any]]:
-        """Client form of events, pruned with `unsigned.redacted_because` where a
-        redaction in the same room applies (create events are never redacted, as
-        Synapse). `txn_ids` (event ID -> transaction ID) marks the requesting device's
-        own sends."""
+                               txn_ids: Mapping[str, str] | None = None,
+                               event_format: str = "client") -> list[dict[str, Any]]:
+        """Events as clients may see them: pruned, with `unsigned.redacted_because`,
+        where a redaction applies (`EventRedactions`), in the client format or
+        (`event_format="federation"`) as PDUs. `txn_ids` (event ID -> transaction ID)
+        marks the requesting device's own sends (client format)."""
         now = self._clock.time_msec()
-        ids = [e.event_id for e in events]
-        redaction_of: dict[str, str] = {}
-        for i in range(0, len(ids), _REDACTION_BATCH):
-            redaction_of.update(await self._events.get_redactions(ids[i:i + _REDACTION_BATCH]))
-        redactions = await self._events.get_events(set(redaction_of.values()))
-        out = []
-        for event in events:
-            redaction = redactions.get(redaction_of.get(event.event_id, ""))
-            if redaction is not None and (redaction.room_id != event.room_id
-                                          or event.type == "m.room.create"):
-                redaction = None
-            out.append(serialize_event(
-                event, now, redacted_by=redaction,
-                transaction_id=txn_ids.get(event.event_id) if txn_ids else None))
-        return out
+        redactions = await self._redactions.redactions_of(events)
+        if event_format == "federation":
+            return [serialize_federation_event(e, now, redactions.get(e.event_id))
+                    for e in events]
+        return [serialize_event(
+            event, now, redacted_by=redactions.get(event.event_id),
+            transaction_id=txn_ids.get(event.event_id) if txn_ids else None)
+            for event in events]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.directory import send_level
 from handlers.event_creation import EventSpec
+from handlers.event_serialize import EventRedactions
 from handlers.room import CreateRoomRequest
 from homeserver.async_utils import Linearizer
 from homeserver.errors import Codes, MatrixError
@@ -77,6 +78,7 @@ class RoomUpgradeHandler:
         self._rooms = stores.rooms
         self._events = stores.events
         self._state = stores.state
+        self._redactions = EventRedactions(self._events)
         self._members = stores.room_members
         self._creation = hs.get_event_creation_handler()
         self._room_creation = hs.get_room_creation_handler()
@@ -134,7 +136,8 @@ class RoomUpgradeHandler:
     async def _current_state(self, room_id: str) -> dict[tuple[str, str], Event]:
         """The current non-member state of a room, as events."""
         ids = await self._state.get_current_state_ids(room_id)
-        events = await self._events.get_events(
+        # Copied as clients may see it: a redacted name or topic stays redacted.
+        events = await self._redactions.get_events(
             [e for k, e in ids.items() if k[0] != "m.room.member"])
         return {k: events[e] for k, e in ids.items() if e in events}
 

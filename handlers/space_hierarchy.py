@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class SpaceHierarchyHandler:
         self._events = stores.events
         self._members = stores.room_members
         self._is_mine_id = hs.is_mine_id
+        self._redactions = EventRedactions(self._events)
 
     # GET /_matrix/client/v1/rooms/{roomId}/hierarchy
     async def get_room_hierarchy(self, requester_id: str, room_id: str,
@@ -211,7 +213,7 @@ class SpaceHierarchyHandler:
         current = await self._state.get_current_state_ids(room_id)
         wanted = {k: e for k, e in current.items()
                   if (k[0] in _SUMMARY_STATE and k[1] == "") or k[0] == "m.space.child"}
-        events = await self._events.get_events(wanted.values())
+        events = await self._redactions.get_events(wanted.values())
         by_key = {k: events[e] for k, e in wanted.items() if e in events}
 
         def field(event_type: str, key: str) -> Any:

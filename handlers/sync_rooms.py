@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from handlers.event_serialize import EventRedactions, stripped_state_event
 from handlers.filtering import FilterCollection, RoomEventFilter, apply_event_fields
 from handlers.push_rules import UnreadCounts
 from homeserver.events import Event
@@ -68,6 +69,7 @@ class RoomSyncBuilder:
         self._typing = hs.get_typing_handler()
         self._push = hs.get_push_rules_handler()
         self._recent = self._events.recent
+        self._redactions = EventRedactions(self._events)
 
     async def rooms_to_watch(self, user_id: str) -> list[str]:
         return [r.room_id for r in await self._members.get_rooms_for_local_user(user_id)]
@@ -160,11 +162,17 @@ class RoomSyncBuilder:
 
     async def _left_room(self, req: SyncRequest, room_id: str, left_at: int
                          ) -> dict[str, Any]:
-        """A room the user left or was banned from: history up to the leave."""
+        """A room the user left or was banned from: history up to the leave, and the
+        state they may read (`room_state_access`): as of the end of their last join, none
+        if they were never joined."""
         since_room = req.since.room if req.since else None
         timeline = await self._timeline(req, room_id, since_room, left_at)
         fresh = since_room is None or req.full_state
-        state = await self._state_section(req, room_id, timeline, fresh, since_room)
+        access = await self._visibility.room_state_access(req.user_id, room_id)
+        state: list[Event] = []
+        if access is not None:
+            state = await self._state_section(req, room_id, timeline, fresh, since_room,
+                                              until=access.departed_at)
         return (await self._room_bodies(req, {room_id: (timeline, state)}))[room_id]
 
     async def _room_bodies(self, req: SyncRequest,
@@ -198,10 +206,7 @@ class RoomSyncBuilder:
     async def _serialize(self, req: SyncRequest, events: list[Event],
                          txn_ids: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         fc = req.filter
-        if fc.event_format == "federation":
-            out = [dict(e.pdu_json) for e in events]
-        else:
-            out = await self._reads.serialize_events(events, txn_ids)
+        out = await self._reads.serialize_events(events, txn_ids, fc.event_format)
         if fc.event_fields is not None:
             out = [apply_event_fields(e, fc.event_fields) for e in out]
         return out
@@ -229,8 +234,9 @@ class RoomSyncBuilder:
             events = await self._events.get_events([e for e, _ in rows])
             ordered = [events[e] for e, _ in rows if e in events]
             visible = await self._visibility.filter_events_for_client(req.user_id, ordered)
-            visible = [e for e in visible if e.sender not in req.ignored
-                       or e.state_key is not None]
+            # Filters match what the client may see: redacted events pruned.
+            visible = await self._redactions.pruned(
+                [e for e in visible if e.sender not in req.ignored or e.state_key is not None])
             serialized = {e.event_id: _filter_view(e) for e in visible}
             matching = [e for e in visible if tl_filter.matches(serialized[e.event_id])]
             kept.extend(matching)
@@ -265,13 +271,16 @@ class RoomSyncBuilder:
         return await self._state.get_state_after_event(event_id) or {}
 
     async def _state_section(self, req: SyncRequest, room_id: str, timeline: _Timeline,
-                             fresh: bool, since_room: int | None) -> list[Event]:
-        """State at the start of the timeline that the client does not know yet."""
+                             fresh: bool, since_room: int | None,
+                             until: int | None = None) -> list[Event]:
+        """State at the start of the timeline (at most as of position `until`) that the
+        client does not know yet."""
         st_filter = req.filter.state
         lazy = st_filter.lazy_load_members
         if not fresh and not timeline.limited and not lazy:
             return []
-        at_start = await self._state_at(room_id, timeline.start)
+        start = timeline.start if until is None else min(timeline.start, until)
+        at_start = await self._state_at(room_id, start)
         if fresh:
             wanted = dict(at_start)
         elif timeline.limited:
@@ -289,7 +298,7 @@ class RoomSyncBuilder:
                     wanted[("m.room.member", sender)] = member
         in_timeline = {e.event_id for e in timeline.events}
         ids = [v for v in wanted.values() if v not in in_timeline]
-        events = await self._events.get_events(ids)
+        events = await self._redactions.get_events(ids)
         state = [events[e] for e in ids if e in events]
         return [e for e in state if st_filter.matches(_filter_view(e))]
 
@@ -337,12 +346,13 @@ class RoomSyncBuilder:
         if isinstance(remote_state, list):
             # An invite to or a knock on a room we are not in: its stripped state.
             return [{k: e.get(k) for k in ("type", "state_key", "sender", "content")}
-                    for e in remote_state if isinstance(e, Mapping)] + [_strip(member)]
+                    for e in remote_state if isinstance(e, Mapping)] + [
+                        stripped_state_event(member)]
         current = await self._state.get_current_state_ids(room_id)
         ids = [v for (t, k), v in current.items() if t in STRIPPED_STATE_TYPES and k == ""]
-        events = await self._events.get_events(ids)
-        stripped = [_strip(events[e]) for e in ids if e in events]
-        stripped.append(_strip(member))
+        events = await self._redactions.get_events([*ids, member_event_id])
+        stripped = [stripped_state_event(events[e]) for e in ids if e in events]
+        stripped.append(stripped_state_event(events.get(member_event_id, member)))
         return stripped
 
 
@@ -364,11 +374,6 @@ def _unread_sections(counts: UnreadCounts | None, threaded: bool) -> dict[str, A
             thread: {"notification_count": n, "highlight_count": h}
             for thread, (n, h) in (counts.threads.items() if counts else ())}
     return out
-
-
-def _strip(event: Event) -> dict[str, Any]:
-    return {"type": event.type, "state_key": event.state_key, "sender": event.sender,
-            "content": dict(event.content)}
 
 
 def _filter_view(event: Event) -> dict[str, Any]:

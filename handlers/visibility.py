@@ -69,6 +69,35 @@ def is_event_visible(user_id: str, event: Event, visibility: str, membership: st
     return visibility == INVITED and membership == "invite"
 
 
+#: why a user may read a room's state (`RoomStateAccess.reason`)
+JOINED_NOW = "joined"
+DEPARTED = "departed"
+
+
+@attrs.frozen(slots=True)
+class RoomStateAccess:
+    """The room state a user may read, and why."""
+
+    state: Mapping[StateKey, str]
+    #: JOINED_NOW (current state), DEPARTED (state as of leaving) or WORLD_READABLE
+    reason: str
+    #: for DEPARTED: the stream position of the event that ended their membership
+    departed_at: int | None = None
+
+
+def _end_of_last_join(history: Iterable[tuple[str, str, int]]) -> tuple[str, int] | None:
+    """(event ID, stream ordering) of the membership event that ended the user's last
+    run of `join` memberships, from their history oldest first; None if never joined."""
+    end: tuple[str, int] | None = None
+    joined = False
+    for event_id, membership, ordering in history:
+        if membership == "join":
+            joined, end = True, None
+        elif joined:
+            joined, end = False, (event_id, ordering)
+    return end
+
+
 @attrs.frozen(slots=True)
 class _GroupFacts:
     """What one state snapshot says about one user."""
@@ -133,21 +162,16 @@ class VisibilityHandler:
     async def is_event_visible_to(self, user_id: str, event: Event) -> bool:
         return bool(await self.filter_events_for_client(user_id, [event]))
 
-    async def check_can_see_room_state(self, user_id: str,
-                                       room_id: str) -> Mapping[StateKey, str]:
-        """The room state `user_id` may read: the current state for members (and anyone
-        in a `world_readable` room), the state as of leaving for those who left or were
-        banned (and have not forgotten the room).
-
-        Raises:
-            MatrixError: 403 M_FORBIDDEN otherwise — also for unknown rooms, so that a
-                room's existence does not leak (the spec lists only 403 here; as Synapse).
-        """
-        forbidden = MatrixError(403, Codes.FORBIDDEN,
-                                f"User {user_id} not in room {room_id}, and room previews"
-                                " are disabled")
+    async def room_state_access(self, user_id: str, room_id: str) -> RoomStateAccess | None:
+        """The one rule for reading a room's state (/state, /members, /messages, the
+        sync leave section): the current state for members; for a user who left or was
+        banned (and has not forgotten the room), the state as it was when their last
+        membership of `join` ended — nothing if they were never joined (a rejected
+        invite, a withdrawn knock, a ban before joining); the current state in a
+        `world_readable` room. None: the user may not read the room's state (also for
+        unknown rooms)."""
         if await self._events.get_room_version(room_id) is None:
-            raise forbidden
+            return None
         current = await self._state.get_current_state_ids(room_id)
         keys = [("m.room.member", user_id), HISTORY_VISIBILITY_KEY]
         events = await self._events.get_events([current[k] for k in keys if k in current])
@@ -155,17 +179,43 @@ class VisibilityHandler:
         member = events.get(member_id) if member_id is not None else None
         membership = member.membership if member is not None else None
         if membership == "join":
-            return current
-        if member is not None and membership in ("leave", "ban") \
-                and await self._has_not_forgotten(user_id, room_id):
-            at_leave = await self._state.get_state_after_event(member.event_id)
-            if at_leave is not None:
-                return at_leave
+            return RoomStateAccess(current, JOINED_NOW)
+        if membership in ("leave", "ban") and await self._has_not_forgotten(user_id, room_id):
+            departure = _end_of_last_join(
+                await self._members.get_membership_history(user_id, room_id))
+            if departure is not None:
+                at_departure = await self._state.get_state_after_event(departure[0])
+                if at_departure is not None:
+                    return RoomStateAccess(at_departure, DEPARTED, departure[1])
         hv_id = current.get(HISTORY_VISIBILITY_KEY)
         hv = events.get(hv_id) if hv_id is not None else None
         if hv is not None and visibility_from_content(hv.content) == WORLD_READABLE:
-            return current
-        raise forbidden
+            return RoomStateAccess(current, WORLD_READABLE)
+        return None
+
+    async def check_can_see_room_state(self, user_id: str,
+                                       room_id: str) -> Mapping[StateKey, str]:
+        """The room state `user_id` may read (`room_state_access`).
+
+        Raises:
+            MatrixError: 403 M_FORBIDDEN otherwise — also for unknown rooms, so that a
+                room's existence does not leak (the spec lists only 403 here; as Synapse).
+        """
+        access = await self.room_state_access(user_id, room_id)
+        if access is None:
+            raise MatrixError(403, Codes.FORBIDDEN,
+                              f"User {user_id} not in room {room_id}, and room previews"
+                              " are disabled")
+        return access.state
+
+    async def is_joined_or_world_readable(self, user_id: str, room_id: str) -> bool:
+        """Joined now, or the room is `world_readable` (GET /rooms/{roomId}/aliases)."""
+        access = await self.room_state_access(user_id, room_id)
+        if access is None:
+            return False
+        if access.reason != DEPARTED:
+            return True
+        return await self._is_world_readable_now(room_id)
 
     # -- internals --
 
@@ -196,6 +246,12 @@ class VisibilityHandler:
         events = await self._events.get_events(member_ids.values())
         return {room_id for room_id, event_id in member_ids.items()
                 if (ev := events.get(event_id)) is not None and ev.membership == "join"}
+
+    async def _is_world_readable_now(self, room_id: str) -> bool:
+        current = await self._state.get_current_state_ids(room_id)
+        hv_id = current.get(HISTORY_VISIBILITY_KEY)
+        hv = await self._events.get_event(hv_id) if hv_id is not None else None
+        return hv is not None and visibility_from_content(hv.content) == WORLD_READABLE
 
     async def _has_not_forgotten(self, user_id: str, room_id: str) -> bool:
         departed = await self._members.get_rooms_for_local_user(

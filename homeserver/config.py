@@ -352,6 +352,27 @@ class PasswordConfig:
         )
 
 
+@attrs.frozen(slots=True)
+class UserDirectoryConfig:
+    """Synapse's `user_directory` section."""
+
+    enabled: bool = True
+    #: false: only users sharing a room with the searcher or in a public room
+    search_all_users: bool = False
+    #: rank our own users first (all results are local users today: no effect yet)
+    prefer_local_users: bool = False
+
+    @classmethod
+    def parse(cls, value: Any) -> UserDirectoryConfig:
+        section = _mapping("user_directory", value) if value is not None else {}
+        p = "user_directory."
+        return cls(
+            enabled=_get(section, p, "enabled", _bool, True),
+            search_all_users=_get(section, p, "search_all_users", _bool, False),
+            prefer_local_users=_get(section, p, "prefer_local_users", _bool, False),
+        )
+
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Synapse's default `ip_range_blacklist`: loopback, private, CGNAT, link-local, test,
@@ -420,7 +441,7 @@ class HomeServerConfig:
     refresh_token_lifetime: int | None
     password_config: PasswordConfig
     bcrypt_rounds: int
-    user_directory_search_all_users: bool
+    user_directory: UserDirectoryConfig
     serve_server_wellknown: bool
     key_refresh_interval: int
     media_store_path: str
@@ -486,7 +507,6 @@ class HomeServerConfig:
         _expect(re.match(r"https?://", public_baseurl) is not None, "public_baseurl",
                 "an http(s) URL", public_baseurl)
 
-        user_dir = _get(raw, "", "user_directory", _mapping, {})
         presence = _get(raw, "", "presence", _mapping, {})
         bcrypt_rounds = _get(raw, "", "bcrypt_rounds", _int, 12)
         _expect(4 <= bcrypt_rounds <= 31, "bcrypt_rounds", "an integer from 4 to 31",
@@ -538,8 +558,7 @@ class HomeServerConfig:
                 raw, "", "refresh_token_lifetime", _opt(parse_duration_ms), None),
             password_config=PasswordConfig.parse(raw.get("password_config")),
             bcrypt_rounds=bcrypt_rounds,
-            user_directory_search_all_users=_get(
-                user_dir, "user_directory.", "search_all_users", _bool, False),
+            user_directory=UserDirectoryConfig.parse(raw.get("user_directory")),
             serve_server_wellknown=_get(raw, "", "serve_server_wellknown", _bool, False),
             key_refresh_interval=_get(
                 raw, "", "key_refresh_interval", parse_duration_ms, 86_400_000),

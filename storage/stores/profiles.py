@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from storage.database import DatabasePool, Transaction
+from storage.stores.user_directory import VISIBLE_TO_SEARCHER_SQL
 
 #: the profile keys kept as columns of `profiles`; every other key is a `profile_fields` row
 COLUMN_FIELDS = ("displayname", "avatar_url")
@@ -179,8 +180,10 @@ class ProfileStore:
 
     # -- user directory --
 
-    async def search_user_directory(self, term: str, limit: int) -> list[DirectoryHit]:
-        """Local, active, non-guest, non-support users whose tokens match `term`.
+    async def search_user_directory(self, term: str, limit: int,
+                                    visible_to: str | None = None) -> list[DirectoryHit]:
+        """Local, active, non-guest, non-support users whose tokens match `term` (and,
+        with `visible_to`, whom that searcher may find: `VISIBLE_TO_SEARCHER_SQL`).
 
         A user matches if a token starts with the whole (lower-cased) term, or if every word
         of the term starts one of their tokens. Results come best first: an exact localpart
@@ -190,17 +193,19 @@ class ProfileStore:
         Args:
             term: the search term (case and surrounding space do not matter).
             limit: the most results to return.
+            visible_to: the searcher, when results are limited to the users they share
+                a room with or who are in public rooms; None for every user.
         """
         term = term.strip().lower()
         term_words = words(term)[:MAX_SEARCH_WORDS]
         if not term or limit <= 0:
             return []
         return await self.db.run_interaction(
-            "search_user_directory", self._search_txn, term, term_words, limit
+            "search_user_directory", self._search_txn, term, term_words, limit, visible_to
         )
 
     def _search_txn(self, txn: Transaction, term: str, term_words: list[str],
-                    limit: int) -> list[DirectoryHit]:
+                    limit: int, visible_to: str | None) -> list[DirectoryHit]:
         where, args = _prefix_clause(term)
         branches = [
             "SELECT user_id, CASE WHEN kind < ? AND token = ? THEN 0 WHEN kind < ? THEN 1"
@@ -214,6 +219,10 @@ class ProfileStore:
                 parts.append(f"SELECT user_id FROM user_directory_search WHERE {where}")
                 params += args
             branches.append(f"SELECT user_id, 2 AS score FROM ({' INTERSECT '.join(parts)}) w")
+        visible = ""
+        if visible_to is not None:
+            visible = f" AND {VISIBLE_TO_SEARCHER_SQL}"
+            params.append(visible_to)
         sql = (
             "SELECT u.name, p.displayname, p.avatar_url FROM ("
             "  SELECT user_id, MIN(score) AS score FROM ("
@@ -224,6 +233,7 @@ class ProfileStore:
             " LEFT JOIN profiles p ON p.user_id = u.name"
             " WHERE u.deactivated = 0 AND u.is_guest = 0 AND u.locked = 0"
             "  AND (u.user_type IS NULL OR u.user_type <> 'support')"
+            f"{visible}"
             " ORDER BY r.score, CASE WHEN p.displayname IS NULL THEN 1 ELSE 0 END,"
             "  CASE WHEN p.avatar_url IS NULL THEN 1 ELSE 0 END, u.name"
             " LIMIT ?"

@@ -99,6 +99,17 @@ class RoomMemberStore:
 
         await self.db.run_interaction("set_outlier_membership", _txn)
 
+    async def get_membership_history(self, user_id: str,
+                                     room_id: str) -> list[tuple[str, str, int]]:
+        """The user's membership events in the room, oldest first, as (event ID,
+        membership, stream ordering)."""
+        rows = await self.db.execute(
+            "get_membership_history",
+            "SELECT event_id, membership, stream_ordering FROM room_memberships"
+            " WHERE user_id = ? AND room_id = ? ORDER BY stream_ordering",
+            user_id, room_id)
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
     async def forget(self, user_id: str, room_id: str) -> bool:
         """Mark a left room forgotten; False if the user is still joined/invited there."""
 

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.id_generator import IdGenerator
+from storage.stores.user_directory import refresh_public_room_txn
 
 StateKey = tuple[str, str]
 StateDict = dict[StateKey, str]
@@ -167,6 +168,8 @@ class StateStore:
         for typ, key in removals:
             txn.execute("DELETE FROM current_state_events WHERE room_id = ? AND type = ?"
                         " AND state_key = ?", (room_id, typ, key))
+        # The user directory's public rooms follow join rules and history visibility.
+        refresh_public_room_txn(txn, room_id, [*updates, *removals])
         txn.call_after(self._current_cache.invalidate, room_id)
 
 

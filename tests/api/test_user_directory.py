@@ -1,16 +1,25 @@
-"""POST /user_directory/search."""
+"""POST /user_directory/search: matching and ranking (over all users), and who may be
+found (shared and public rooms, `user_directory` config)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from homeserver.server import HomeServer
-from tests.harness import FakeChannel, HomeserverTestCase
+from storage.prepare import SCHEMA_DIR, _split_statements
+from tests.api.room_helpers import RoomHelpers
+from tests.harness import FakeChannel, HomeserverTestCase, override_config
 
 SEARCH = "/_matrix/client/v3/user_directory/search"
 
 
 class UserDirectoryTestCase(HomeserverTestCase):
+    """Matching and ranking, with every local user searchable."""
+
+    def make_config(self) -> dict[str, Any]:
+        return {**super().make_config(), "user_directory": {"search_all_users": True}}
+
     def prepare(self, reactor: Any, hs: HomeServer) -> None:
         self.searcher = self.register_user("searcher")
         self.token = self.login("searcher")
@@ -180,3 +189,90 @@ class UserDirectoryTestCase(HomeserverTestCase):
         self.set_displayname("zoe", "Zoë Ångström")
         self.assertEqual(self.found("ÅNG"), ["@zoe:test"])
         self.assertEqual(self.found("zoë"), ["@zoe:test"])
+
+
+class UserDirectoryVisibilityTestCase(RoomHelpers, HomeserverTestCase):
+    """Who may be found with the default `search_all_users: false` (as Synapse)."""
+
+    def prepare(self, reactor: Any, hs: HomeServer) -> None:
+        self.register_user("searcher")
+        self.token = self.login("searcher")
+        self.register_user("target")
+        self.target = self.login("target")
+
+    def found(self, term: str = "target", token: str | None = None) -> list[str]:
+        channel = self.make_request("POST", SEARCH, {"search_term": term},
+                                    access_token=token or self.token)
+        self.assertEqual(channel.code, 200, channel.result)
+        return [r["user_id"] for r in channel.json_body["results"]]
+
+    def test_unrelated_users_are_not_found(self) -> None:
+        """A user sharing no room and in no public room is not found; a private room of
+        their own does not change that."""
+        self.assertEqual(self.found(), [])
+        self.create_room(self.target, {"preset": "private_chat"})
+        self.assertEqual(self.found(), [])
+
+    def test_room_mates_vanish_after_leaving(self) -> None:
+        """A room-mate of a private room is found, and no longer once either leaves."""
+        room = self.create_room(self.target, {"preset": "private_chat"})
+        self.invite("@target:test", room, "@searcher:test")
+        self.assertEqual(self.found(), [])  # invited is not joined
+        self.join("@searcher:test", room)
+        self.assertEqual(self.found(), ["@target:test"])
+        self.leave("@target:test", room)
+        self.assertEqual(self.found(), [])
+        other = self.create_room(self.target, {"preset": "private_chat"})
+        self.invite("@target:test", other, "@searcher:test")
+        self.join("@searcher:test", other)
+        self.assertEqual(self.found(), ["@target:test"])
+        self.leave("@searcher:test", other)
+        self.assertEqual(self.found(), [])
+
+    def test_public_room_members_are_found(self) -> None:
+        """Members of a room with join rule public, or with world_readable history, are
+        found by anyone, until the room stops being public."""
+        room = self.create_room(self.target, {"preset": "public_chat"})
+        self.assertEqual(self.found(), ["@target:test"])
+        self.send_state(self.target, room, "m.room.join_rules", {"join_rule": "invite"})
+        self.assertEqual(self.found(), [])
+        self.send_state(self.target, room, "m.room.history_visibility",
+                        {"history_visibility": "world_readable"})
+        self.assertEqual(self.found(), ["@target:test"])
+        self.leave("@target:test", room)
+        self.assertEqual(self.found(), [])
+
+    @override_config({"user_directory": {"search_all_users": True}})
+    def test_search_all_users(self) -> None:
+        """`search_all_users: true` finds every local user."""
+        self.assertEqual(self.found(), ["@target:test"])
+
+    @override_config({"user_directory": {"enabled": False}})
+    def test_disabled(self) -> None:
+        """`enabled: false` finds nobody, not even room-mates."""
+        self.create_room(self.target, {"preset": "public_chat"})
+        self.assertEqual(self.found(), [])
+
+    def test_fill_migration_finds_existing_public_rooms(self) -> None:
+        """The schema delta that fills the public-room table recognises public and
+        world-readable rooms on this engine (and no others)."""
+        public = self.create_room(self.target, {"preset": "public_chat"})
+        readable = self.create_room(self.target, {"preset": "private_chat"})
+        self.send_state(self.target, readable, "m.room.history_visibility",
+                        {"history_visibility": "world_readable"})
+        self.create_room(self.target, {"preset": "private_chat"})
+        pool = self.hs.get_datastores().db
+        suffix = "sqlite" if pool.engine.name == "sqlite3" else "postgres"
+        path = os.path.join(SCHEMA_DIR, "4", f"11_user_directory_public_rooms_fill.{suffix}")
+        with open(path, encoding="utf-8") as f:
+            fill = f.read()
+
+        def refill(txn: Any) -> list[str]:
+            txn.execute("DELETE FROM user_directory_public_rooms")
+            for statement in _split_statements(fill):
+                txn.execute(statement)
+            return sorted(r[0] for r in txn.select_all(
+                "SELECT room_id FROM user_directory_public_rooms"))
+
+        self.assertEqual(self.get_success(pool.run_interaction("refill", refill)),
+                         sorted([public, readable]))

@@ -49,11 +49,22 @@ class ConfigTestCase(unittest.TestCase):
             "bcrypt_rounds": 2,
             "password_config": {"policy": {"minimum_length": "8"}},
             "public_baseurl": "ftp://x/",
+            "user_directory": {"search_all_users": "yes"},
         }
         for key, value in cases.items():
             with self.subTest(key=key), self.assertRaises(ConfigError) as ctx:
                 parse(**{key: value})
             self.assertIn(key, str(ctx.exception))
+
+    def test_user_directory(self) -> None:
+        """user_directory: Synapse's keys and defaults (enabled, only shared/public rooms)."""
+        default = parse().user_directory
+        self.assertEqual((default.enabled, default.search_all_users,
+                          default.prefer_local_users), (True, False, False))
+        custom = parse(user_directory={"enabled": False, "search_all_users": True,
+                                       "prefer_local_users": True}).user_directory
+        self.assertEqual((custom.enabled, custom.search_all_users,
+                          custom.prefer_local_users), (False, True, True))
 
     def test_rc_login_nested_and_flat(self) -> None:
         """rc_login accepts Synapse's nested buckets and a flat form for all three."""
