@@ -45,6 +45,9 @@ MISSING_EVENTS_LIMIT = 10
 #: how many events of a `/state_ids` answer we fetch one by one with `/event`; when more
 #: are unknown, one `/state` request brings them all
 MAX_EVENT_FETCHES = 10
+#: the most events of an `/event_auth` answer we check, when a PDU cites auth events
+#: we do not have
+MAX_AUTH_CHAIN_FETCH = 200
 #: seconds we wait for each gap-filling request
 GAP_REQUEST_TIMEOUT = 30.0
 #: gaps we try to fill for one origin per `GAP_BUDGET_WINDOW_MS`; beyond that, events
@@ -135,7 +138,7 @@ class FederationEventHandler:
             return e.msg
         return None
 
-    async def _prev_events_failure(self, event: Event) -> str | None:
+    async def prev_events_failure(self, event: Event) -> str | None:
         """Why the event's known prev events disqualify it (one of another room), or None."""
         prevs = await self._events.get_events(event.prev_event_ids)
         strangers = [p.event_id for p in prevs.values() if p.room_id != event.room_id]
@@ -143,15 +146,14 @@ class FederationEventHandler:
 
     async def auth_failure(self, event: Event, state_before: Mapping[StateKey, str]
                            ) -> str | None:
-        """Why the event fails: prev events of another room, its own auth events (unknown
-        ones included), or the auth rules against the state before it; None if it passes
-        (backfill checks events with this)."""
+        """Why the event fails its own auth events (unknown ones included) or the auth
+        rules against the state before it; None if it passes (backfill checks events with
+        this, after `prev_events_failure`)."""
         try:
             own = await self._auth_against_own_auth_events(event)
         except MissingAuthEvents as e:
             own = e.msg
-        return (await self._prev_events_failure(event) or own
-                or await self._auth_against_state(event, state_before))
+        return own or await self._auth_against_state(event, state_before)
 
     async def _create_event(self, room_id: str) -> Event | None:
         # v12 room IDs are the create event's ID with `!` for `$`.
@@ -241,12 +243,13 @@ class FederationEventHandler:
             raise InvalidPdu(f"unknown room {event.room_id}")
         if await self._events.get_stream_ordering(event.event_id) is not None:
             return  # cheap early answer; checked again under the lock
-        reason = await self._prev_events_failure(event)
+        reason = await self.prev_events_failure(event)
         if reason is not None:
             raise InvalidPdu(f"{event.event_id} refused: {reason}")
         gap_states: list[Mapping[StateKey, str]] = []
         if fetch_missing:
             gap_states = await self._fill_gap(origin, event, room_version)
+            await self._fetch_missing_auth_events(origin, event, room_version)
         async with self.room_lock(event.room_id):
             # Inside the lock, so that one event delivered twice at once is stored once.
             if await self._events.get_stream_ordering(event.event_id) is not None:
@@ -287,6 +290,26 @@ class FederationEventHandler:
         state = await self._fetch_state_after(origin, event.room_id, missing[0],
                                               room_version)
         return [state] if state is not None else []
+
+    async def _fetch_missing_auth_events(self, origin: str, event: Event,
+                                         room_version: RoomVersion) -> None:
+        """Auth events the event cites that we lack: its auth chain by one `/event_auth`
+        (within the origin's gap budget), checked and stored as outliers."""
+        known = await self._events.get_events(event.auth_event_ids)
+        if all(e in known for e in event.auth_event_ids) or not self._take_gap_budget(origin):
+            return
+        try:
+            answer = await self._hs.get_federation_client().get_json(
+                origin, f"/_matrix/federation/v1/event_auth/{event.room_id}/{event.event_id}",
+                timeout=GAP_REQUEST_TIMEOUT)
+            pdus = answer.get("auth_chain") if isinstance(answer, dict) else None
+            if not isinstance(pdus, list):
+                raise InvalidPdu("malformed /event_auth answer")
+            chain = [await self.check_pdu(p, room_version) for p in pdus[:MAX_AUTH_CHAIN_FETCH]]
+        except Exception as e:  # noqa: BLE001 - the event is refused without them
+            logger.info("Auth events of %s from %s failed: %s", event.event_id, origin, e)
+            return
+        await self.persist_outliers([e for e in chain if e.room_id == event.room_id])
 
     async def _fetch_missing_prevs(self, origin: str, event: Event,
                                    room_version: RoomVersion) -> None:

@@ -223,6 +223,22 @@ class AuthEventSelectionTestCase(HostileBase):
         self.assert_refused(pdu, self.send_txn([pdu]))
         self.assertIsNone(self.get_success(self.stores.events.get_event(self.event_id(pdu))))
 
+    def test_unknown_auth_events_are_fetched_once(self) -> None:
+        """A message citing a member event of the sender we never received: one
+        /event_auth brings it (checked, as an outlier) and the message enters the room."""
+        rename = self.pdu("m.room.member", {"membership": "join", "displayname": "R"}, RITA)
+        auth = [a for a in self.selected("m.room.message", None)
+                if a != self.current()[("m.room.member", RITA)]] + [self.event_id(rename)]
+        pdu = self.message("after a rename", auth=auth)
+        path = f"{FEDERATION}/event_auth/{self.room_id}/{self.event_id(pdu)}"
+        chain = self.get_success(self.stores.events.get_events(rename["auth_events"]))
+        self.fed.routes[("remote.test", "GET", path)] = lambda query, body: {
+            "auth_chain": [rename, *[dict(e.pdu_json) for e in chain.values()]]}
+        self.assertEqual(self.send_txn([pdu])["pdus"][self.event_id(pdu)], {})
+        self.assertEqual(self.fetches(), [path])
+        self.assertIn(self.event_id(pdu), self.timeline())
+        self.assertNotIn(self.event_id(rename), self.timeline())
+
     def test_prev_event_of_another_room_refuses(self) -> None:
         """A PDU whose prev event is the private room's message: refused, nothing fetched."""
         pdu = self.message("grafted", prev=[self.secret_msg])
