@@ -26,6 +26,9 @@ def q(value: str) -> str:
 class HostileBase(RoomHelpers, HomeserverTestCase):
     """Alice has a private room with a secret and a public room Rita (remote.test) is in."""
 
+    #: the public room's version (None: the default, v12)
+    room_version: str | None = None
+
     def prepare(self, reactor: Any, hs: Any) -> None:
         self.fed = FakeFederation()
         hs.get_federation_client().request = self.fed.request
@@ -35,7 +38,8 @@ class HostileBase(RoomHelpers, HomeserverTestCase):
         self.token = self.login("alice")
         self.secret_room = self.create_room(self.token, {"preset": "private_chat"})
         self.secret_msg = self.send_message(self.token, self.secret_room, "private text")
-        self.room_id = self.create_room(self.token, {"preset": "public_chat"})
+        self.room_id = self.create_room(self.token, {"preset": "public_chat", **(
+            {"room_version": self.room_version} if self.room_version else {})})
         self.version: RoomVersion = KNOWN_ROOM_VERSIONS[self.get_success(
             self.stores.events.get_room_version(self.room_id)).identifier]
         self.txn = 0
@@ -244,6 +248,12 @@ class AuthEventSelectionTestCase(HostileBase):
         pdu = self.message("grafted", prev=[self.secret_msg])
         self.assert_refused(pdu, self.send_txn([pdu]))
         self.assertEqual(self.fetches(), [])
+
+
+class AuthEventSelectionV10TestCase(AuthEventSelectionTestCase):
+    """The same in a v10 room, where the create event is listed in auth_events."""
+
+    room_version = "10"
 
 
 class ServingStaysInTheRoomTestCase(HostileBase):
