@@ -217,7 +217,11 @@ class FederationEventHandler:
                 if kept is not None and kept.state_key is not None \
                         and kept.rejected_reason is None and kept.room_id == room_id:
                     state_before[kept.state_pair()] = kept.event_id
-            reason = await self._auth_against_state(join_event, state_before)
+            try:
+                reason = (await self._auth_against_own_auth_events(join_event)
+                          or await self._auth_against_state(join_event, state_before))
+            except MissingAuthEvents as e:
+                reason = e.msg
             if reason is not None:
                 raise InvalidPdu(f"join refused by the room's auth rules: {reason}")
             current = await self._state_store.get_current_state_ids(room_id)

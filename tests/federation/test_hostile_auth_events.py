@@ -11,6 +11,7 @@ from typing import Any
 from homeserver.event_hashing import add_content_hash, compute_event_id, sign_event
 from homeserver.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from tests.api.room_helpers import CLIENT, RoomHelpers
+from tests.federation import test_membership as tm
 from tests.federation.fed_helpers import FEDERATION, RemoteServer, signed_request
 from tests.federation.test_membership import FakeFederation
 from tests.harness import HomeserverTestCase
@@ -305,3 +306,33 @@ class ServingStaysInTheRoomTestCase(HostileBase):
                                  f"{FEDERATION}/event/{q(self.event_id(grab))}")
         self.assertEqual(channel.code, 404, channel.result)
         self.assertNotIn(self.event_id(grab), self.served_ids(self.latest()))
+
+
+class RemoteJoinAuthEventsTestCase(tm._Base):
+    def test_join_template_with_unneeded_auth_events_is_refused(self) -> None:
+        """Joining a remote room whose make_join template cites an event the join does
+        not need (another user's member event) fails; we do not end up in the room."""
+        room = tm.RemoteRoom(self.remote)
+        rid = q(room.room_id)
+        creator_join = room.state[("m.room.member", room.creator)]
+
+        def make_join(query: Any, content: Any) -> Any:
+            template = room.template("m.room.member", "@bob:test", "@bob:test",
+                                     {"membership": "join"})
+            template["auth_events"] = [*template["auth_events"], creator_join]
+            return {"room_version": room.version.identifier, "event": template}
+
+        def send_join(query: Any, pdu: Any) -> Any:
+            signed = sign_event(pdu, room.remote.name, room.remote.key, room.version)
+            state = [room.events[e] for e in room.state.values()]
+            return {"event": signed, "state": state,
+                    "auth_chain": room.auth_chain(list(room.state.values())),
+                    "origin": room.remote.name, "members_omitted": False}
+
+        self.fed.routes[(room.remote.name, "GET",
+                         f"{tm.F1}/make_join/{rid}/{q('@bob:test')}")] = make_join
+        self.fed.routes[(room.remote.name, "PUT", f"{tm.F2}/send_join/{rid}/*")] = send_join
+        channel = self.client("POST", "bob", f"/join/{rid}")
+        self.assertNotEqual(channel.code, 200, channel.result)
+        joined = self.ok(self.client("GET", "bob", "/joined_rooms"))["joined_rooms"]
+        self.assertNotIn(room.room_id, joined)
