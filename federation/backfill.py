@@ -118,6 +118,10 @@ class FederationBackfillHandler:
         orderings = self._events.reserve_backfill_orderings(len(pending))
         added = 0
         for event, ordering in zip(pending, orderings, strict=True):
+            reason = await self._event_handler.prev_events_failure(event)
+            if reason is not None:
+                logger.info("Dropping backfilled %s: %s", event.event_id, reason)
+                continue
             with_state = set(await self._state_store.get_state_groups_for_events(
                 list(event.prev_event_ids)))
             fetched: Mapping[StateKey, str] | None = None

@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from federation.keyring import KeyRingError
 from federation.pdu_limits import check_pdu_limits
 from handlers.state import StateBefore, current_state_delta
-from homeserver.event_auth import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.event_auth import (
+    AuthError,
+    MissingAuthEvents,
+    auth_types_for_event,
+    check_auth_rules,
+    select_auth_events,
+)
 from homeserver.event_hashing import check_canonical_json, check_content_hash
 from homeserver.events import Event
 from homeserver.identifiers import UserID
@@ -34,8 +41,20 @@ logger = logging.getLogger(__name__)
 
 StateKey = tuple[str, str]
 
-#: how many missing prev events we ask the sender for at most
+#: how many missing prev events we ask the sender for at most (one request per gap)
 MISSING_EVENTS_LIMIT = 10
+#: how many events of a `/state_ids` answer we fetch one by one with `/event`; when more
+#: are unknown, one `/state` request brings them all
+MAX_EVENT_FETCHES = 10
+#: the most events of an `/event_auth` answer we check, when a PDU cites auth events
+#: we do not have
+MAX_AUTH_CHAIN_FETCH = 200
+#: seconds we wait for each gap-filling request
+GAP_REQUEST_TIMEOUT = 30.0
+#: gaps we try to fill for one origin per `GAP_BUDGET_WINDOW_MS`; beyond that, events
+#: with unknown prev events are handled without fetching anything
+GAP_FILLS_PER_ORIGIN = 10
+GAP_BUDGET_WINDOW_MS = 60_000
 
 
 class InvalidPdu(Exception):
@@ -54,6 +73,7 @@ class FederationEventHandler:
         self._state = hs.get_state_handler()
         self._creation = hs.get_event_creation_handler()
         self._notifier = hs.get_notifier()
+        self._gap_fills: dict[str, deque[int]] = {}
 
     @contextlib.asynccontextmanager
     async def room_lock(self, room_id: str) -> AsyncIterator[None]:
@@ -100,34 +120,42 @@ class FederationEventHandler:
         return event
 
     async def _auth_against_own_auth_events(self, event: Event) -> str | None:
-        """The reason the event fails against the auth events it names, or None."""
-        if event.type == "m.room.create" and event.state_key == "":
-            try:
-                check_auth_rules(event, {})
-            except AuthError as e:
-                return e.msg
-            return None
-        auth = await self._events.get_events(event.auth_event_ids)
-        auth_map: dict[StateKey, Event] = {}
-        for ev in auth.values():
-            if ev.state_key is not None and ev.rejected_reason is None:
-                auth_map[ev.state_pair()] = ev
-        if event.room_version.room_id_from_create_event:
-            create = await self._create_event(event.room_id)
-            if create is not None:
-                auth_map[("m.room.create", "")] = create
+        """The reason the event fails against the auth events it names (the rules on the
+        list itself, then the auth rules over it), or None.
+
+        Raises:
+            MissingAuthEvents: some of its auth events are unknown here.
+        """
         try:
-            check_auth_rules(event, auth_map)
+            if event.type == "m.room.create" and event.state_key == "":
+                check_auth_rules(event, {})
+                return None
+            cited = await self._events.get_events(event.auth_event_ids)
+            create = await self._create_event(event.room_id) \
+                if event.room_version.room_id_from_create_event else None
+            check_auth_rules(event, select_auth_events(event, cited, create))
+        except MissingAuthEvents:
+            raise
         except AuthError as e:
             return e.msg
         return None
 
+    async def prev_events_failure(self, event: Event) -> str | None:
+        """Why the event's known prev events disqualify it (one of another room), or None."""
+        prevs = await self._events.get_events(event.prev_event_ids)
+        strangers = [p.event_id for p in prevs.values() if p.room_id != event.room_id]
+        return f"prev events from another room: {strangers[:3]}" if strangers else None
+
     async def auth_failure(self, event: Event, state_before: Mapping[StateKey, str]
                            ) -> str | None:
-        """Why the event fails the auth rules against its own auth events or against the
-        state before it, or None (backfill checks events with this)."""
-        return (await self._auth_against_own_auth_events(event)
-                or await self._auth_against_state(event, state_before))
+        """Why the event fails its own auth events (unknown ones included) or the auth
+        rules against the state before it; None if it passes (backfill checks events with
+        this, after `prev_events_failure`)."""
+        try:
+            own = await self._auth_against_own_auth_events(event)
+        except MissingAuthEvents as e:
+            own = e.msg
+        return own or await self._auth_against_state(event, state_before)
 
     async def _create_event(self, room_id: str) -> Event | None:
         # v12 room IDs are the create event's ID with `!` for `$`.
@@ -151,14 +179,18 @@ class FederationEventHandler:
 
     async def persist_outliers(self, events: Collection[Event]) -> None:
         """Store events we only need as auth or state: no state of their own, not in any
-        timeline. Those failing the auth rules against their auth events are marked
-        rejected."""
+        timeline. Each is checked like a received PDU against its own auth events (the
+        rules on the list included), auth events first: failing ones are stored rejected,
+        those citing events we do not have are dropped. The caller has checked signatures,
+        hashes and the room."""
         unique = list({e.event_id: e for e in events}.values())
         known = await self._events.get_events([e.event_id for e in unique])
-        pending = sorted((e for e in unique if e.event_id not in known),
-                         key=lambda e: e.depth)
-        for event in pending:
-            reason = await self._auth_against_own_auth_events(event)
+        for event in _auth_order([e for e in unique if e.event_id not in known]):
+            try:
+                reason = await self._auth_against_own_auth_events(event)
+            except MissingAuthEvents as e:
+                logger.info("Dropping outlier %s: %s", event.event_id, e.msg)
+                continue
             if reason is not None:
                 logger.info("Rejecting outlier %s: %s", event.event_id, reason)
                 event = _rejected(event, reason)
@@ -185,9 +217,13 @@ class FederationEventHandler:
             for event in state:
                 kept = stored.get(event.event_id)
                 if kept is not None and kept.state_key is not None \
-                        and kept.rejected_reason is None:
+                        and kept.rejected_reason is None and kept.room_id == room_id:
                     state_before[kept.state_pair()] = kept.event_id
-            reason = await self._auth_against_state(join_event, state_before)
+            try:
+                reason = (await self._auth_against_own_auth_events(join_event)
+                          or await self._auth_against_state(join_event, state_before))
+            except MissingAuthEvents as e:
+                reason = e.msg
             if reason is not None:
                 raise InvalidPdu(f"join refused by the room's auth rules: {reason}")
             current = await self._state_store.get_current_state_ids(room_id)
@@ -201,50 +237,102 @@ class FederationEventHandler:
 
     async def on_receive_pdu(self, origin: str, event: Event,
                              fetch_missing: bool = True) -> None:
-        """Add an event of a room we are in, fetching missing prev events from `origin`.
+        """Add an event of a room we are in, fetching missing prev events from `origin`
+        (one bounded gap fill per event, within the origin's budget).
 
         Raises:
-            InvalidPdu: unknown room, or the event fails its auth events or its state.
+            InvalidPdu: unknown room, or the event fails its prev events, its auth events
+                or its state.
         """
         room_version = await self._events.get_room_version(event.room_id)
         if room_version is None:
             raise InvalidPdu(f"unknown room {event.room_id}")
         if await self._events.get_stream_ordering(event.event_id) is not None:
-            return
+            return  # cheap early answer; checked again under the lock
+        reason = await self.prev_events_failure(event)
+        if reason is not None:
+            raise InvalidPdu(f"{event.event_id} refused: {reason}")
         gap_states: list[Mapping[StateKey, str]] = []
         if fetch_missing:
-            await self._fetch_missing_prevs(origin, event, room_version)
-            missing = set(event.prev_event_ids) - await self._have_state_for(
-                event.prev_event_ids)
-            for prev in sorted(missing):
-                state = await self._fetch_state_after(origin, event.room_id, prev,
-                                                      room_version)
-                if state is not None:
-                    gap_states.append(state)
+            gap_states = await self._fill_gap(origin, event, room_version)
+            await self._fetch_missing_auth_events(origin, event, room_version)
         async with self.room_lock(event.room_id):
+            # Inside the lock, so that one event delivered twice at once is stored once.
+            if await self._events.get_stream_ordering(event.event_id) is not None:
+                return
             await self._persist_received(event, room_version, gap_states)
 
     async def _have_state_for(self, event_ids: Collection[str]) -> set[str]:
         groups = await self._state_store.get_state_groups_for_events(list(event_ids))
         return set(groups)
 
+    def _take_gap_budget(self, origin: str) -> bool:
+        """Whether `origin` may make us fill one more gap now (sliding window)."""
+        now = self._clock.time_msec()
+        recent = self._gap_fills.setdefault(origin, deque())
+        while recent and recent[0] <= now - GAP_BUDGET_WINDOW_MS:
+            recent.popleft()
+        if len(recent) >= GAP_FILLS_PER_ORIGIN:
+            return False
+        recent.append(now)
+        return True
+
+    async def _fill_gap(self, origin: str, event: Event, room_version: RoomVersion
+                        ) -> list[Mapping[StateKey, str]]:
+        """For an event with prev events we hold no state for: one `/get_missing_events`,
+        then, if some are still missing, the state after one of them (one state fetch).
+        Returns the fetched states (empty when nothing was needed or could be had)."""
+        prevs = event.prev_event_ids
+        if not set(prevs) - await self._have_state_for(prevs):
+            return []
+        if not self._take_gap_budget(origin):
+            logger.info("Gap budget of %s spent: not filling the gap before %s", origin,
+                        event.event_id)
+            return []
+        await self._fetch_missing_prevs(origin, event, room_version)
+        missing = sorted(set(prevs) - await self._have_state_for(prevs))
+        if not missing:
+            return []
+        state = await self._fetch_state_after(origin, event.room_id, missing[0],
+                                              room_version)
+        return [state] if state is not None else []
+
+    async def _fetch_missing_auth_events(self, origin: str, event: Event,
+                                         room_version: RoomVersion) -> None:
+        """Auth events the event cites that we lack: its auth chain by one `/event_auth`
+        (within the origin's gap budget), checked and stored as outliers."""
+        known = await self._events.get_events(event.auth_event_ids)
+        if all(e in known for e in event.auth_event_ids) or not self._take_gap_budget(origin):
+            return
+        try:
+            answer = await self._hs.get_federation_client().get_json(
+                origin, f"/_matrix/federation/v1/event_auth/{event.room_id}/{event.event_id}",
+                timeout=GAP_REQUEST_TIMEOUT)
+            pdus = answer.get("auth_chain") if isinstance(answer, dict) else None
+            if not isinstance(pdus, list):
+                raise InvalidPdu("malformed /event_auth answer")
+            chain = [await self.check_pdu(p, room_version) for p in pdus[:MAX_AUTH_CHAIN_FETCH]]
+        except Exception as e:  # noqa: BLE001 - the event is refused without them
+            logger.info("Auth events of %s from %s failed: %s", event.event_id, origin, e)
+            return
+        await self.persist_outliers([e for e in chain if e.room_id == event.room_id])
+
     async def _fetch_missing_prevs(self, origin: str, event: Event,
                                    room_version: RoomVersion) -> None:
-        missing = set(event.prev_event_ids) - await self._have_state_for(event.prev_event_ids)
-        if not missing:
-            return
         latest = [e for e, _ in await self._events.get_forward_extremities(event.room_id)]
         try:
             answer = await self._hs.get_federation_client().post_json(
                 origin, f"/_matrix/federation/v1/get_missing_events/{event.room_id}",
                 {"earliest_events": latest, "latest_events": [event.event_id],
-                 "limit": MISSING_EVENTS_LIMIT, "min_depth": 0})
+                 "limit": MISSING_EVENTS_LIMIT, "min_depth": 0},
+                timeout=GAP_REQUEST_TIMEOUT)
         except Exception as e:  # noqa: BLE001 - the event is still handled without them
             logger.info("get_missing_events for %s from %s failed: %s", event.event_id,
                         origin, e)
             return
+        pdus = answer.get("events") if isinstance(answer, dict) else None
         fetched: list[Event] = []
-        for pdu in answer.get("events", []) if isinstance(answer, dict) else []:
+        for pdu in pdus[:MISSING_EVENTS_LIMIT] if isinstance(pdus, list) else []:
             try:
                 fetched.append(await self.check_pdu(pdu, room_version))
             except InvalidPdu as e:
@@ -259,43 +347,90 @@ class FederationEventHandler:
 
     async def _fetch_state_after(self, origin: str, room_id: str, prev_id: str,
                                  room_version: RoomVersion) -> Mapping[StateKey, str] | None:
-        """The room state after a prev event we could not fetch a path to: asked from
-        `origin` (`/state` gives the state before it and its auth chain, `/event` the event
-        itself); what comes back is checked and stored as outliers. None on failure."""
+        """The room state after a prev event we could not fetch a path to, from `origin`:
+        `/state_ids` names the state before it and its auth chain; the events of those we
+        lack come by `/event` (or, when more than `MAX_EVENT_FETCHES`, by one `/state`),
+        are checked like received PDUs and stored as outliers. None on failure."""
         client = self._hs.get_federation_client()
         base = "/_matrix/federation/v1"
         try:
-            answer = await client.get_json(origin, f"{base}/state/{room_id}",
-                                           {"event_id": prev_id})
-            prev_answer = await client.get_json(origin, f"{base}/event/{prev_id}")
-            pdus = answer.get("pdus", []) if isinstance(answer, dict) else []
-            chain = answer.get("auth_chain", []) if isinstance(answer, dict) else []
-            prev_pdus = prev_answer.get("pdus", []) if isinstance(prev_answer, dict) else []
-            if not isinstance(pdus, list) or not isinstance(chain, list) or not prev_pdus:
-                raise InvalidPdu("malformed /state or /event answer")
-            state_events = [await self.check_pdu(p, room_version) for p in pdus]
-            chain_events = [await self.check_pdu(p, room_version) for p in chain]
-            prev = await self.check_pdu(prev_pdus[0], room_version)
+            answer = await client.get_json(origin, f"{base}/state_ids/{room_id}",
+                                           {"event_id": prev_id}, timeout=GAP_REQUEST_TIMEOUT)
+            state_ids = _id_list(answer, "pdu_ids")
+            chain_ids = _id_list(answer, "auth_chain_ids")
+            wanted = list(dict.fromkeys([prev_id, *state_ids, *chain_ids]))
+            have = await self._events.get_events(wanted)
+            unknown = [e for e in wanted if e not in have]
+            if len(unknown) <= MAX_EVENT_FETCHES:
+                fetched = [await self._fetch_event(origin, e, room_version) for e in unknown]
+            else:
+                fetched = await self._fetch_state_events(origin, room_id, prev_id,
+                                                         set(unknown), room_version)
+                if prev_id not in have:
+                    fetched.append(await self._fetch_event(origin, prev_id, room_version))
         except Exception as e:  # noqa: BLE001 - network or bad answers: no state then
             logger.info("Fetching the state after %s from %s failed: %s", prev_id, origin, e)
             return None
-        if prev.event_id != prev_id or prev.room_id != room_id or any(
-                e.room_id != room_id for e in (*state_events, *chain_events)):
-            logger.info("State answer for %s from %s names other events: ignored", prev_id,
-                        origin)
+        if any(e.room_id != room_id for e in fetched):
+            logger.info("State answer for %s from %s names events of another room: ignored",
+                        prev_id, origin)
             return None
-        await self.persist_outliers([*chain_events, *state_events, prev])
-        stored = await self._events.get_events([e.event_id for e in state_events])
-        state = {e.state_pair(): e.event_id for e in stored.values()
-                 if e.state_key is not None and e.rejected_reason is None}
-        if prev.state_key is not None:
-            state[prev.state_pair()] = prev.event_id
+        await self.persist_outliers(fetched)
+        stored = await self._events.get_events([*state_ids, prev_id])
+        if prev_id not in stored:
+            return None  # the prev event itself could not be checked
+        usable = {e.event_id: e for e in stored.values()
+                  if e.room_id == room_id and e.state_key is not None
+                  and e.rejected_reason is None}
+        state = {usable[e].state_pair(): e for e in state_ids if e in usable}
+        if prev_id in usable:
+            state[usable[prev_id].state_pair()] = prev_id
         return state
+
+    async def _fetch_event(self, origin: str, event_id: str,
+                           room_version: RoomVersion) -> Event:
+        """One event by `GET /event`, checked like a received PDU (not its auth).
+
+        Raises:
+            InvalidPdu: the answer is not that event, validly signed.
+        """
+        answer = await self._hs.get_federation_client().get_json(
+            origin, f"/_matrix/federation/v1/event/{event_id}", timeout=GAP_REQUEST_TIMEOUT)
+        pdus = answer.get("pdus") if isinstance(answer, dict) else None
+        if not isinstance(pdus, list) or len(pdus) != 1:
+            raise InvalidPdu(f"malformed /event answer for {event_id}")
+        event = await self.check_pdu(pdus[0], room_version)
+        if event.event_id != event_id:
+            raise InvalidPdu(f"/event answer for {event_id} is another event")
+        return event
+
+    async def _fetch_state_events(self, origin: str, room_id: str, at_id: str,
+                                  wanted: set[str], room_version: RoomVersion
+                                  ) -> list[Event]:
+        """The `wanted` events among the state before `at_id` and its auth chain, from one
+        `GET /state` (the rest of the answer is ignored).
+
+        Raises:
+            InvalidPdu: a malformed answer or an event that fails the PDU checks.
+        """
+        answer = await self._hs.get_federation_client().get_json(
+            origin, f"/_matrix/federation/v1/state/{room_id}", {"event_id": at_id},
+            timeout=GAP_REQUEST_TIMEOUT)
+        pdus = answer.get("pdus") if isinstance(answer, dict) else None
+        chain = answer.get("auth_chain") if isinstance(answer, dict) else None
+        if not isinstance(pdus, list) or not isinstance(chain, list):
+            raise InvalidPdu("malformed /state answer")
+        events = [await self.check_pdu(p, room_version) for p in [*pdus, *chain]]
+        return [e for e in events if e.event_id in wanted]
 
     async def _persist_received(self, event: Event, room_version: RoomVersion,
                                 gap_states: list[Mapping[StateKey, str]] | None = None
                                 ) -> None:
-        reason = await self._auth_against_own_auth_events(event)
+        try:
+            reason = await self._auth_against_own_auth_events(event)
+        except MissingAuthEvents as e:
+            # Not stored: the same event may pass once we hold its auth events.
+            raise InvalidPdu(f"{event.event_id}: {e.msg}") from None
         if reason is not None:
             await self._events.persist_event(_rejected(event, reason),
                                              PersistContext(outlier=True))
@@ -380,3 +515,42 @@ def _rejected(event: Event, reason: str) -> Event:
     import attrs
 
     return attrs.evolve(event, rejected_reason=reason[:200])
+
+
+def _id_list(answer: Any, key: str) -> list[str]:
+    """A list of event IDs from a peer's answer.
+
+    Raises:
+        InvalidPdu: the answer has no such list.
+    """
+    ids = answer.get(key) if isinstance(answer, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(e, str) for e in ids):
+        raise InvalidPdu(f"malformed answer: no {key} list")
+    return ids
+
+
+def _auth_order(events: Sequence[Event]) -> list[Event]:
+    """The events with each after those of its auth events that are among them (depth
+    breaks ties; a cycle, which only forged events can make, is appended by depth)."""
+    by_id = {e.event_id: e for e in events}
+    waiting = {e.event_id: {a for a in e.auth_event_ids if a in by_id and a != e.event_id}
+               for e in events}
+    ordered: list[Event] = []
+    ready = sorted((e for e in events if not waiting[e.event_id]), key=lambda e: e.depth)
+    dependants: dict[str, list[str]] = {}
+    for event_id, needs in waiting.items():
+        for need in needs:
+            dependants.setdefault(need, []).append(event_id)
+    done: set[str] = set()
+    while ready:
+        event = ready.pop(0)
+        ordered.append(event)
+        done.add(event.event_id)
+        for child in dependants.get(event.event_id, []):
+            waiting[child].discard(event.event_id)
+            if not waiting[child] and child not in done:
+                ready.append(by_id[child])
+        ready.sort(key=lambda e: e.depth)
+    ordered.extend(sorted((e for e in events if e.event_id not in done),
+                          key=lambda e: e.depth))
+    return ordered

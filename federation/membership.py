@@ -270,10 +270,13 @@ class FederationMembershipHandler:
             return {"knock_room_state": await self._stripped_state_pdus(current)}
         before = await self._state.state_before(room_version, list(event.prev_event_ids))
         state_ids = list(before.state.values())
-        chain_ids = await self._dag.get_auth_chain_ids([*state_ids, event.event_id])
+        chain_ids = await self._dag.get_auth_chain_ids(room_id, [*state_ids, event.event_id])
         loaded = await self._redactions.get_events([*state_ids, *chain_ids])
-        state = [federation_pdu(loaded[e]) for e in state_ids if e in loaded]
-        chain = [federation_pdu(loaded[e]) for e in sorted(chain_ids) if e in loaded]
+        # Never an event of another room or a rejected one, whatever the tables say.
+        servable = {e: ev for e, ev in loaded.items()
+                    if ev.room_id == room_id and ev.rejected_reason is None}
+        state = [federation_pdu(servable[e]) for e in state_ids if e in servable]
+        chain = [federation_pdu(servable[e]) for e in sorted(chain_ids) if e in servable]
         return {"event": federation_pdu(event), "state": state, "auth_chain": chain,
                 "origin": self._server_name, "members_omitted": False}
 

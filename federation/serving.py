@@ -7,6 +7,8 @@ Every read first checks the asking server's right to the room (`ServerVisibility
 the stored `pdu_json` with `unsigned` cut to the keys other servers use, and pruned when
 a redaction applies or when the server may not see the event (backfill, missing events,
 single events). The state endpoints refuse (403) an event the server may not see.
+Nothing of another room and no rejected event is ever served: every answer is filtered
+by room and rejection after loading (`_servable`), whatever the DAG tables say.
 """
 
 from __future__ import annotations
@@ -74,28 +76,24 @@ class FederationServingHandler:
         Raises:
             MatrixError: 404 unknown room, event or state at the event; 403 not allowed.
         """
-        state_ids, chain_ids = await self._state_and_chain_ids(origin, room_id, event_id)
-        events = await self._events.get_events([*state_ids, *chain_ids])
-        return {
-            "pdus": await self._pdus([events[e] for e in state_ids if e in events]),
-            "auth_chain": await self._pdus([events[e] for e in chain_ids if e in events]),
-        }
+        state, chain = await self._state_and_chain(origin, room_id, event_id)
+        return {"pdus": await self._pdus(state), "auth_chain": await self._pdus(chain)}
 
     # GET /_matrix/federation/v1/state_ids/{roomId}
     async def get_state_ids(self, origin: str, room_id: str,
                             event_id: str) -> dict[str, Any]:
         """`{pdu_ids, auth_chain_ids}`, as `get_state` but IDs only."""
-        state_ids, chain_ids = await self._state_and_chain_ids(origin, room_id, event_id)
-        return {"pdu_ids": state_ids, "auth_chain_ids": chain_ids}
+        state, chain = await self._state_and_chain(origin, room_id, event_id)
+        return {"pdu_ids": [e.event_id for e in state],
+                "auth_chain_ids": [e.event_id for e in chain]}
 
     # GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}
     async def get_event_auth(self, origin: str, room_id: str,
                              event_id: str) -> dict[str, Any]:
         """`{auth_chain}`: the event's auth events, recursively (not the event itself)."""
         event = await self._visible_event_in_room(origin, room_id, event_id)
-        chain_ids = sorted(await self._dag.get_auth_chain_ids([event.event_id]))
-        events = await self._events.get_events(chain_ids)
-        return {"auth_chain": await self._pdus([events[e] for e in chain_ids if e in events])}
+        chain_ids = sorted(await self._dag.get_auth_chain_ids(room_id, [event.event_id]))
+        return {"auth_chain": await self._pdus(await self._load(room_id, chain_ids))}
 
     # GET /_matrix/federation/v1/backfill/{roomId}
     async def backfill(self, origin: str, room_id: str, event_ids: Collection[str],
@@ -111,7 +109,8 @@ class FederationServingHandler:
             room_id, event_ids, min(limit, MAX_EVENTS_PER_REQUEST))
         if not ids and limit > 0:
             raise MatrixError(404, Codes.NOT_FOUND, "None of the events are in the room")
-        return self._transaction(await self._pdus_for_server(origin, await self._load(ids)))
+        return self._transaction(await self._pdus_for_server(
+            origin, await self._load(room_id, ids)))
 
     # POST /_matrix/federation/v1/get_missing_events/{roomId}
     async def get_missing_events(self, origin: str, room_id: str,
@@ -131,7 +130,8 @@ class FederationServingHandler:
         ids = await self._dag.get_missing_event_ids(
             room_id, earliest_events, latest_events, min(limit, MAX_EVENTS_PER_REQUEST),
             min_depth)
-        return {"events": await self._pdus_for_server(origin, await self._load(ids))}
+        return {"events": await self._pdus_for_server(origin,
+                                                      await self._load(room_id, ids))}
 
     # -- internals --
 
@@ -139,11 +139,10 @@ class FederationServingHandler:
         return {"origin": self._server_name, "origin_server_ts": self._clock.time_msec(),
                 "pdus": pdus}
 
-    async def _load(self, event_ids: Sequence[str]) -> list[Event]:
-        """The events in order, rejected ones left out (as Synapse serves them)."""
+    async def _load(self, room_id: str, event_ids: Sequence[str]) -> list[Event]:
+        """The servable events in order (see `_servable`)."""
         events = await self._events.get_events(event_ids)
-        return [events[e] for e in event_ids
-                if e in events and events[e].rejected_reason is None]
+        return [events[e] for e in event_ids if e in events and _servable(events[e], room_id)]
 
     async def _visible_event_in_room(self, origin: str, room_id: str,
                                      event_id: str) -> Event:
@@ -156,9 +155,10 @@ class FederationServingHandler:
                               "You do not have permission to access this event")
         return event
 
-    async def _state_and_chain_ids(self, origin: str, room_id: str,
-                                   event_id: str) -> tuple[list[str], list[str]]:
-        """The state before the event (sorted IDs) and its auth chain (sorted IDs)."""
+    async def _state_and_chain(self, origin: str, room_id: str,
+                               event_id: str) -> tuple[list[Event], list[Event]]:
+        """The state before the event and its auth chain (each sorted by ID, servable
+        events only)."""
         event = await self._visible_event_in_room(origin, room_id, event_id)
         not_known = MatrixError(404, Codes.NOT_FOUND,
                                 f"Could not find the state at event {event_id}")
@@ -168,9 +168,9 @@ class FederationServingHandler:
             before = await self._state.state_before(event.room_version, event.prev_event_ids)
         except RuntimeError:
             raise not_known from None
-        state_ids = sorted(set(before.state.values()))
-        chain_ids = sorted(await self._dag.get_auth_chain_ids(state_ids))
-        return state_ids, chain_ids
+        state = await self._load(room_id, sorted(set(before.state.values())))
+        chain_ids = await self._dag.get_auth_chain_ids(room_id, [e.event_id for e in state])
+        return state, await self._load(room_id, sorted(chain_ids))
 
     async def _pdus_for_server(self, origin: str, events: Sequence[Event]
                                ) -> list[dict[str, Any]]:
@@ -181,3 +181,9 @@ class FederationServingHandler:
         """Federation PDUs, pruned where a redaction applies (`EventRedactions`, the
         rule clients get too)."""
         return [federation_pdu(e) for e in await self._redactions.pruned(list(events))]
+
+
+def _servable(event: Event, room_id: str) -> bool:
+    """Whether the event may go out in an answer about `room_id`: of that room and not
+    rejected (as Synapse serves them)."""
+    return event.room_id == room_id and event.rejected_reason is None

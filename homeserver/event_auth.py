@@ -1,7 +1,8 @@
 """The authorization rules for room events, room versions 1–12 (spec: rooms/v*.md, "Authorization rules").
 
 `check_auth_rules(event, auth_events)` raises `AuthError` when an event is not allowed.
-`auth_events` maps (type, state_key) to the events the check may consult: the caller
+`select_auth_events` applies the rules on the event's own `auth_events` list (2.1–2.5) and
+builds the map `check_auth_rules` takes from it. `auth_events` maps (type, state_key) to the events the check may consult: the caller
 always includes the room's `m.room.create` event under ("m.room.create", ""), also in v12
 rooms where it is not listed in the event's `auth_events`.
 Comments are numbered like the spec's rules.
@@ -143,6 +144,79 @@ def auth_types_for_event(event: Event) -> set[tuple[str, str]]:
             if isinstance(via, str):
                 wanted.add(("m.room.member", via))
     return wanted
+
+
+def allowed_auth_event_keys(event: Event) -> set[tuple[str, str]]:
+    """The (type, state_key) pairs the event may list in its `auth_events` (server-server
+    spec, "Auth events selection"): those of `auth_types_for_event`, without the create
+    event in rooms whose ID is the create event's (v12)."""
+    keys = auth_types_for_event(event)
+    if event.room_version.room_id_from_create_event:
+        keys.discard(("m.room.create", ""))
+    return keys
+
+
+class MissingAuthEvents(AuthError):
+    """Some of the event's `auth_events` are not known here, so it cannot be checked."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"Unknown auth events: {', '.join(event_ids[:5])}")
+        self.event_ids = event_ids
+
+
+def select_auth_events(event: Event, cited: Mapping[str, Event],
+                       create: Event | None = None) -> dict[tuple[str, str], Event]:
+    """The auth events map for `check_auth_rules`, built from the events `event` lists in
+    its `auth_events`, after the rules on that list (rules 2.1–2.5; 2 and 3.1–3.5 in v12).
+
+    Args:
+        event: the event being authorised (not an `m.room.create`).
+        cited: the events we hold among `event.auth_event_ids`, by ID.
+        create: v12 rooms only: the room's create event (the event whose ID is the room ID
+            with `$` for `!`), if we have it.
+
+    Raises:
+        MissingAuthEvents: a listed auth event is not in `cited`.
+        AuthError: the list breaks a rule.
+    """
+    version = event.room_version
+    listed = list(event.auth_event_ids)
+    missing = [e for e in dict.fromkeys(listed) if e not in cited]
+    if missing:
+        raise MissingAuthEvents(missing)
+    if version.room_id_from_create_event:
+        # v12 2. The room ID must name an accepted m.room.create event.
+        if create is None or create.event_id != "$" + event.room_id[1:] \
+                or (create.type, create.state_key) != ("m.room.create", "") \
+                or create.rejected_reason is not None:
+            raise AuthError("The room ID does not name an accepted m.room.create event")
+    allowed = allowed_auth_event_keys(event)
+    auth_map: dict[tuple[str, str], Event] = {}
+    for event_id in listed:
+        auth_event = cited[event_id]
+        if auth_event.state_key is None:
+            raise AuthError(f"Auth event {event_id} is not a state event")
+        key = auth_event.state_pair()
+        # 2.1 No two entries for one (type, state_key) (the same ID twice included).
+        if key in auth_map:
+            raise AuthError(f"Duplicate auth events for {key}")
+        # 2.2 Only the entries the auth events selection picks (no create event in v12).
+        if key not in allowed:
+            raise AuthError(f"Auth event {event_id} ({key}) is not needed by this event")
+        # 2.3 No rejected entries.
+        if auth_event.rejected_reason is not None:
+            raise AuthError(f"Auth event {event_id} was rejected")
+        # 2.5 All entries from this room.
+        if auth_event.room_id != event.room_id:
+            raise AuthError(f"Auth event {event_id} is from another room")
+        auth_map[key] = auth_event
+    if version.room_id_from_create_event:
+        assert create is not None
+        auth_map[("m.room.create", "")] = create
+    # 2.4 Before v12, the create event must be among the entries.
+    elif ("m.room.create", "") not in auth_map:
+        raise AuthError("No m.room.create event in auth events")
+    return auth_map
 
 
 # --- the rules -------------------------------------------------------------------------

@@ -19,13 +19,15 @@ class EventFederationStore:
     def __init__(self, db: DatabasePool) -> None:
         self.db = db
 
-    async def get_auth_chain_ids(self, event_ids: Collection[str]) -> set[str]:
-        """The auth events of these events, recursively (the given events themselves only
-        when one of them is in another's chain). One recursive query per 500 events."""
+    async def get_auth_chain_ids(self, room_id: str, event_ids: Collection[str]) -> set[str]:
+        """The auth events of these events of `room_id`, recursively, that we hold in that
+        room (the given events themselves only when one of them is in another's chain).
+        One recursive query per 500 events."""
         ids = list(dict.fromkeys(event_ids))
         if not ids:
             return set()
-        return await self.db.run_interaction("get_auth_chain_ids", _auth_chain_txn, ids)
+        return await self.db.run_interaction("get_auth_chain_ids", _auth_chain_txn,
+                                             room_id, ids)
 
     async def get_backfill_event_ids(self, room_id: str, event_ids: Collection[str],
                                      limit: int) -> list[str]:
@@ -53,17 +55,22 @@ def _marks(n: int) -> str:
     return ", ".join("?" for _ in range(n))
 
 
-def _auth_chain_txn(txn: Transaction, event_ids: list[str]) -> set[str]:
+def _auth_chain_txn(txn: Transaction, room_id: str, event_ids: list[str]) -> set[str]:
     chain: set[str] = set()
     for i in range(0, len(event_ids), _BATCH):
         chunk = event_ids[i:i + _BATCH]
-        # UNION (not UNION ALL) drops repeats, so a cycle in bad data still terminates.
+        # Only edges from and to events we hold in the room: an auth event of another
+        # room (or an unknown one) ends the walk there. UNION (not UNION ALL) drops
+        # repeats, so a cycle in bad data still terminates.
         rows = txn.select_all(
             "WITH RECURSIVE chain(event_id) AS ("
-            f" SELECT auth_id FROM event_auth WHERE event_id IN ({_marks(len(chunk))})"
+            " SELECT a.auth_id FROM event_auth a JOIN events e ON e.event_id = a.auth_id"
+            f" WHERE a.event_id IN ({_marks(len(chunk))}) AND a.room_id = ?"
+            " AND e.room_id = ?"
             " UNION"
             " SELECT a.auth_id FROM event_auth a JOIN chain c ON a.event_id = c.event_id"
-            ") SELECT event_id FROM chain", chunk)
+            " JOIN events e ON e.event_id = a.auth_id WHERE e.room_id = ?"
+            ") SELECT event_id FROM chain", [*chunk, room_id, room_id, room_id])
         chain.update(r[0] for r in rows)
     return chain
 

@@ -359,6 +359,12 @@ class RemoteRoom:
             "auth_events": self.auth_for(etype, state_key, sender),
             "origin_server_ts": self.now, "origin": self.remote.name,
         }
+        via = content.get("join_authorised_via_users_server")
+        if etype == "m.room.member" and isinstance(via, str) \
+                and ("m.room.member", via) in self.state:
+            # The auth events selection picks the authorising user's member event too.
+            pdu["auth_events"] = list(dict.fromkeys(
+                [*pdu["auth_events"], self.state[("m.room.member", via)]]))
         if state_key is not None:
             pdu["state_key"] = state_key
         return pdu
