@@ -100,16 +100,14 @@ class TargetMixin(_Base):
         return "\n--- target warnings ---\n" + "\n".join(lines[-30:])
 
 
-class HostilePeerCases(TargetMixin):
-    """Every case of issue 9's hostile-peer list; subclasses pick the target."""
+class HostileHelpers(TargetMixin):
+    """Rooms joined by the hostile server, markers, and the "nothing served" checks."""
 
     _n = 0
 
-    # -- helpers --
-
     def fresh(self, prefix: str) -> str:
-        HostilePeerCases._n += 1
-        return f"{prefix}{HostilePeerCases._n}"
+        HostileHelpers._n += 1
+        return f"{prefix}{HostileHelpers._n}"
 
     def public_room(self) -> HostileRoom:
         """A public room created by alice and joined by `@mallory` of the hostile server."""
@@ -226,7 +224,9 @@ class HostilePeerCases(TargetMixin):
                                  content)["event_id"]
         self.hostile.absorb(room, event_id)
 
-    # -- 1. auth events --
+
+class AuthEventCases(HostileHelpers):
+    """1. auth_events citing what they must not."""
 
     def test_auth_event_of_another_room(self) -> None:
         """A message citing another room's power levels as an auth event is refused and
@@ -282,7 +282,9 @@ class HostilePeerCases(TargetMixin):
         _, pdu = self.hostile.message(room, "cites alice", auth_events=auth)
         self.refused(room, pdu)
 
-    # -- 2. gaps --
+
+class GapCases(HostileHelpers):
+    """2. Gaps and prev events: state served for a gap is not trusted."""
 
     def test_forged_power_levels_in_a_gap(self) -> None:
         """State served for a gap with a forged power-levels event (mallory at 100) does
@@ -320,7 +322,9 @@ class HostilePeerCases(TargetMixin):
                                       depth=max(room.depth, other.depth) + 1)
         self.refused(room, pdu)
 
-    # -- 3. limits --
+
+class LimitCases(HostileHelpers):
+    """3. The spec's size and count limits, and a full valid transaction."""
 
     def test_pdu_over_64_kib(self) -> None:
         """A PDU over 65,536 bytes of canonical JSON is refused."""
@@ -417,7 +421,9 @@ class HostilePeerCases(TargetMixin):
         shown = set(self.timeline_ids(room.room_id, limit=60))
         self.assertEqual({e for e, _ in pdus} - shown, set())
 
-    # -- 4. bounded work --
+
+class BoundedWorkCases(HostileHelpers):
+    """4. Unknown prev events cost the target a bounded number of requests."""
 
     def test_200_unknown_prev_events(self) -> None:
         """A PDU with 200 unknown prev events is refused after a handful of requests."""
@@ -452,7 +458,9 @@ class HostilePeerCases(TargetMixin):
         """20 unknown prev events: one /get_missing_events and one state fetch per gap."""
         self.check_unknown_prevs(20)
 
-    # -- 5. hostile bodies --
+
+class BodyCases(HostileHelpers):
+    """5. Hostile request bodies."""
 
     def test_json_nested_20000_deep(self) -> None:
         """A transaction nested 20,000 deep (validly signed) is a 400, not a 500."""
@@ -477,12 +485,24 @@ class HostilePeerCases(TargetMixin):
         self.assertEqual(self.timeline_ids(room.room_id).count(event_id), 1)
 
 
+class HostilePeerCases(AuthEventCases, GapCases, LimitCases, BoundedWorkCases, BodyCases):
+    """Every case of issue 9's hostile-peer list; subclasses pick the target."""
+
+
 class AxonHostilePeerTest(HostilePeerCases, unittest.TestCase):
     """The hostile peer against an Axon process (SQLite)."""
 
     @classmethod
     def make_target(cls) -> Any:
         return federating_server()
+
+
+class AxonPostgresHostilePeerTest(AuthEventCases, BodyCases, unittest.TestCase):
+    """The auth-event and body cases against an Axon process on PostgreSQL."""
+
+    @classmethod
+    def make_target(cls) -> Any:
+        return federating_server("psycopg2")
 
 
 class SynapseHostilePeerTest(HostilePeerCases, unittest.TestCase):
