@@ -94,7 +94,7 @@ class HostilePeer:
         self.overrides: dict[str, Responder] = {}
         #: (method, kind, path) of every inbound request, in order
         self.requests: list[tuple[str, str, str]] = []
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._httpd: _TLSServer | None = None
         self._txn = 0
 
     # -- lifecycle --
@@ -123,9 +123,7 @@ class HostilePeer:
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self._cert, self._tls_key)
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        httpd.daemon_threads = True
-        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+        httpd = _TLSServer(("127.0.0.1", self.port), Handler, ctx)
         self._httpd = httpd
         threading.Thread(target=httpd.serve_forever, name="hostile-peer",
                          daemon=True).start()
@@ -433,6 +431,27 @@ class HostilePeer:
         """Take an event of the target's (e.g. a local user's state change) as the tip."""
         self.fetch_event(event_id)
         self.accept(room, event_id)
+
+
+class _TLSServer(http.server.ThreadingHTTPServer):
+    """HTTPS, with each TLS handshake in its connection's own thread (a stalled client
+    never blocks the others)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type, ctx: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self._ctx = ctx
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            tls = self._ctx.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
 
 def now_ms() -> int:

@@ -286,15 +286,18 @@ class AuthEventCases(HostileHelpers):
 class GapCases(HostileHelpers):
     """2. Gaps and prev events: state served for a gap is not trusted."""
 
-    def test_forged_power_levels_in_a_gap(self) -> None:
-        """State served for a gap with a forged power-levels event (mallory at 100) does
-        not become the room's power levels, and a state event relying on it is refused."""
+    def check_forged_gap(self, forger: str) -> None:
+        """X's prev is served by /get_missing_events, but that one's own prev is withheld;
+        the state then served for the gap has a power-levels event "sent by `forger`"
+        (signed by the hostile server only) putting mallory at 100. It must not become
+        the room's power levels, and mallory's room name change citing it is refused."""
         room = self.public_room()
         h, mallory = self.hostile, self.hostile.user("mallory")
         real_pl = room.state[PL]
         content = copy.deepcopy(h.events[real_pl]["content"])
         content.setdefault("users", {})[mallory] = 100
-        forged, _ = h.build(room, "mallory", "m.room.power_levels", content, "")
+        forged, _ = h.build(room, "mallory", "m.room.power_levels", content, "",
+                            sender=forger)
         withheld, _ = h.message(room, "withheld")
         h.withheld.add(withheld)
         lie = dict(room.state)
@@ -304,6 +307,7 @@ class GapCases(HostileHelpers):
         h.state_before[withheld] = h.state_before[gap] = lie
         on_gap, x = h.message(room, "on top", prev_events=[gap], depth=room.depth + 3)
         state_before, since = self.state_map(room.room_id), self.sync_token()
+        mark = h.mark()
         self.send_hostile(x)
         takeover, y = h.build(room, "mallory", "m.room.name", {"name": "taken over"}, "",
                               prev_events=[on_gap], depth=room.depth + 4, auth_events=[
@@ -311,9 +315,22 @@ class GapCases(HostileHelpers):
                                   room.state[("m.room.member", mallory)]])
         self.send_hostile(y)
         at = self.marker(room)
+        # The target did ask for the state at the gap, so it was offered the forgery.
+        self.assertGreaterEqual(h.count("state", "state_ids", since=mark), 1,
+                                h.requests_since(mark))
         self.assertEqual(self.state_map(room.room_id)[PL], real_pl, self.log())
         self.assert_nothing_served(room, {forged, takeover}, since, state_before)
         self.assert_federation_clean(room, at, {forged, takeover})
+
+    def test_forged_power_levels_in_a_gap(self) -> None:
+        """Gap state with mallory's own power-levels event promoting himself (it fails
+        the auth rules) changes nothing."""
+        self.check_forged_gap(self.hostile.user("mallory"))
+
+    def test_gap_power_levels_forged_in_the_local_users_name(self) -> None:
+        """Gap state with a power-levels event claiming to be alice's (not signed by her
+        server) changes nothing."""
+        self.check_forged_gap(self.alice.user_id)
 
     def test_prev_events_in_another_room(self) -> None:
         """A message whose prev event is in another room is refused."""
