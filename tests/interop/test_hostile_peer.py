@@ -201,11 +201,16 @@ class HostileHelpers(TargetMixin):
         _, joined = self.hostile.join(room.room_id, self.fresh("witness"))
         check_pdus("send_join", joined["state"] + joined["auth_chain"])
 
-    def refused(self, room: HostileRoom, *pdus: dict[str, Any]) -> None:
+    def refused(self, room: HostileRoom, *pdus: dict[str, Any],
+                one_per_transaction: bool = False) -> None:
         """Send `pdus`; after a marker none is shown or served and the state is as before."""
         state_before = self.state_map(room.room_id)
         since = self.sync_token()
-        self.send_hostile(*pdus)
+        if one_per_transaction:
+            for pdu in pdus:
+                self.send_hostile(pdu)
+        else:
+            self.send_hostile(*pdus)
         at = self.marker(room)
         bad = {compute_event_id(p, room.version) for p in pdus
                if p["room_id"] == room.room_id}
@@ -270,10 +275,9 @@ class AuthEventCases(HostileHelpers):
         self.assertEqual(self.hostile.send([pdu])[0], 200)
         self.wait_visible(room.room_id, renamed)
         self.hostile.accept(room, renamed)
-        bad, pdu = self.hostile.message(room, "two member events", auth_events=[
+        _, pdu = self.hostile.message(room, "two member events", auth_events=[
             room.state[CREATE], room.state[PL], first, renamed])
         self.refused(room, pdu)
-        self.assertNotEqual(bad, renamed)
 
     def test_auth_event_the_event_does_not_need(self) -> None:
         """A message citing an unrelated user's (alice's) member event is refused."""
@@ -391,9 +395,7 @@ class LimitCases(HostileHelpers):
             self.hostile.message(room, "long room",
                                  tweak=lambda p: p.update(room_id=long_room))[1],
         ]
-        for pdu in pdus:
-            self.send_hostile(pdu)
-        self.refused(room, *pdus)
+        self.refused(room, *pdus, one_per_transaction=True)
 
     def test_depth_2_to_the_53(self) -> None:
         """A PDU with depth 2**53 (beyond canonical JSON's integers) is refused."""
@@ -559,7 +561,7 @@ class RateLimitCases(TargetMixin):
         for answer in limited:
             self.assertEqual(answer["errcode"], "M_LIMIT_EXCEEDED")
             self.assertIsInstance(answer["retry_after_ms"], int)
-        time.sleep(max(a["retry_after_ms"] for a in limited) / 1000 + 1.5)
+        time.sleep(min(max(a["retry_after_ms"] for a in limited) / 1000, 10) + 1.5)
         self.assertEqual(self.hostile.call("GET", path)[0], 200)
 
 
