@@ -14,7 +14,6 @@ breaks exactly the rule it is about and nothing else.
 from __future__ import annotations
 
 import base64
-import collections
 import http.client
 import http.server
 import json
@@ -86,6 +85,8 @@ class HostilePeer:
         self.events: dict[str, dict[str, Any]] = {}
         #: the state before each event we built (answers `/state` at it)
         self.state_before: dict[str, dict[StateKey, str]] = {}
+        #: the room of every event in `events` (v12 create events have no `room_id`)
+        self.event_room: dict[str, str] = {}
         #: events the target has (ours that it accepted, its own): gaps end there
         self.known_to_target: set[str] = set()
         #: events `/get_missing_events` never returns (a gap the target cannot close)
@@ -255,13 +256,15 @@ class HostilePeer:
             frontier = nxt
         return sorted(found[:limit], key=lambda e: e["depth"])
 
-    def learn(self, pdu: Any) -> str | None:
+    def learn(self, pdu: Any, room_id: str | None = None) -> str | None:
         """Remember an event the target sent or served; returns its ID."""
-        if not isinstance(pdu, dict) or pdu.get("room_id") not in self.rooms:
+        room_id = room_id or (pdu.get("room_id") if isinstance(pdu, dict) else None)
+        if not isinstance(pdu, dict) or room_id not in self.rooms:
             return None
-        event_id = compute_event_id(pdu, self.rooms[pdu["room_id"]].version)
+        event_id = compute_event_id(pdu, self.rooms[room_id].version)
         with self._lock:
             self.events.setdefault(event_id, pdu)
+            self.event_room[event_id] = room_id
             self.known_to_target.add(event_id)
         return event_id
 
@@ -331,7 +334,7 @@ class HostilePeer:
         """
         user = self.user(localpart)
         code, made = self.call(
-            "GET", f"{FED}/v1/make_join/{q(room_id)}/{q(user)}?ver=10&ver=11")
+            "GET", f"{FED}/v1/make_join/{q(room_id)}/{q(user)}?ver=10&ver=11&ver=12")
         assert code == 200, f"make_join: {code} {made}"
         version = KNOWN_ROOM_VERSIONS[made["room_version"]]
         template = dict(made["event"])
@@ -345,9 +348,9 @@ class HostilePeer:
             room = HostileRoom(room_id, version, {}, [], 0)
             self.rooms[room_id] = room
         for pdu in answer.get("auth_chain", []):
-            self.learn(pdu)
+            self.learn(pdu, room_id)
         for pdu in answer.get("state", []):
-            event_id = self.learn(pdu)
+            event_id = self.learn(pdu, room_id)
             if event_id is not None and "state_key" in pdu:
                 room.state[(pdu["type"], pdu["state_key"])] = event_id
         self._record(room, join_id, join)
@@ -362,13 +365,16 @@ class HostilePeer:
     def _record(self, room: HostileRoom, event_id: str, pdu: dict[str, Any]) -> None:
         with self._lock:
             self.events[event_id] = pdu
+            self.event_room[event_id] = room.room_id
             self.state_before[event_id] = dict(room.state)
 
     def auth_events_for(self, room: HostileRoom, sender: str, etype: str,
                         state_key: str | None, content: dict[str, Any]) -> list[str]:
-        """The spec's auth event selection against what we know of the room's state."""
-        keys: list[StateKey] = [("m.room.create", ""), ("m.room.power_levels", ""),
-                                ("m.room.member", sender)]
+        """The spec's auth event selection against what we know of the room's state
+        (v12: the create event is implied by the room ID, never listed)."""
+        keys: list[StateKey] = [("m.room.power_levels", ""), ("m.room.member", sender)]
+        if not room.version.room_id_from_create_event:
+            keys.insert(0, ("m.room.create", ""))
         if etype == "m.room.member" and state_key is not None:
             keys.append(("m.room.member", state_key))
             if content.get("membership") in ("join", "invite", "knock"):
@@ -461,7 +467,3 @@ def now_ms() -> int:
 def nested_json(depth: int) -> bytes:
     """A transaction body whose one PDU is `depth` nested arrays (canonical JSON)."""
     return b'{"edus":[],"pdus":[' + b"[" * depth + b"]" * depth + b"]}"
-
-
-def duplicates(values: Iterable[str]) -> list[str]:
-    return [v for v, n in collections.Counter(values).items() if n > 1]

@@ -34,7 +34,6 @@ from tests.integration.hostile_peer import (
 )
 from tests.integration.synapse_process import SynapseProcess
 
-ROOM_VERSION = "10"
 SYNC_FILTER = json.dumps({"room": {"timeline": {"limit": 100}}})
 CREATE, PL = ("m.room.create", ""), ("m.room.power_levels", "")
 MAX_PDU_BYTES = 65536
@@ -58,6 +57,8 @@ class TargetMixin(_Base):
     target: Any
     alice: Client
     hostile: HostilePeer
+    #: the version of the rooms alice creates (12 is both servers' default)
+    room_version = "12"
     #: keys written into the target's config before it starts
     target_config: dict[str, Any] = {}
 
@@ -112,7 +113,7 @@ class HostileHelpers(TargetMixin):
     def public_room(self) -> HostileRoom:
         """A public room created by alice and joined by `@mallory` of the hostile server."""
         room_id = self.alice.ok("POST", "/createRoom", {
-            "preset": "public_chat", "room_version": ROOM_VERSION})["room_id"]
+            "preset": "public_chat", "room_version": self.room_version})["room_id"]
         room, _ = self.hostile.join(room_id, "mallory")
         self.wait_visible(room_id, room.latest[0])
         return room
@@ -177,10 +178,12 @@ class HostileHelpers(TargetMixin):
         forbidden = bad | foreign
 
         def check_pdus(what: str, pdus: list[dict[str, Any]]) -> None:
-            rooms = {p.get("room_id") for p in pdus}
-            self.assertEqual(rooms - {room.room_id}, set(), f"{what}: other rooms' events")
-            ids = {compute_event_id(p, room.version) for p in pdus}
-            self.assertFalse(ids & forbidden, f"{what} serves {ids & forbidden}")
+            for pdu in pdus:
+                event_id = compute_event_id(pdu, room.version)
+                self.assertNotIn(event_id, forbidden, f"{what} serves {event_id}")
+                # A v12 create event has no room_id: the room ID is derived from its ID.
+                self.assertEqual(pdu.get("room_id", "!" + event_id[1:]), room.room_id,
+                                 f"{what} serves {event_id} of another room")
 
         base = f"{FED}/v1"
         code, answer = self.hostile.call(
@@ -213,13 +216,18 @@ class HostileHelpers(TargetMixin):
             self.send_hostile(*pdus)
         at = self.marker(room)
         bad = {compute_event_id(p, room.version) for p in pdus
-               if p["room_id"] == room.room_id}
+               if p.get("room_id") == room.room_id}
         self.assert_nothing_served(room, bad, since, state_before)
         self.assert_federation_clean(room, at, bad)
 
     def standard_auth(self, room: HostileRoom) -> list[str]:
-        return [room.state[CREATE], room.state[PL],
-                room.state[("m.room.member", self.hostile.user("mallory"))]]
+        """The auth events of a message by mallory."""
+        return self.hostile.auth_events_for(room, self.hostile.user("mallory"),
+                                            "m.room.message", None, {})
+
+    def create_auth(self, room: HostileRoom) -> list[str]:
+        """The create event, where the room version lists it in auth events."""
+        return [] if room.version.room_id_from_create_event else [room.state[CREATE]]
 
     def promote_mallory(self, room: HostileRoom) -> None:
         """Alice gives mallory power level 100, so state events of his are allowed."""
@@ -237,15 +245,14 @@ class AuthEventCases(HostileHelpers):
         """A message citing another room's power levels as an auth event is refused and
         nothing of the other room is served for this one."""
         room, other = self.public_room(), self.public_room()
-        auth = self.standard_auth(room)
-        auth[1] = other.state[PL]
+        auth = [other.state[PL] if a == room.state[PL] else a
+                for a in self.standard_auth(room)]
         bad, pdu = self.hostile.message(room, "cites another room", auth_events=auth)
         state_before, since = self.state_map(room.room_id), self.sync_token()
         self.send_hostile(pdu)
         at = self.marker(room)
         self.assert_nothing_served(room, {bad}, since, state_before)
-        foreign = {e for e, p in self.hostile.events.items()
-                   if p["room_id"] == other.room_id}
+        foreign = {e for e, r in self.hostile.event_room.items() if r == other.room_id}
         self.assert_federation_clean(room, at, {bad}, foreign)
 
     def test_rejected_auth_event(self) -> None:
@@ -257,8 +264,7 @@ class AuthEventCases(HostileHelpers):
         rejected, pl = self.hostile.build(room, "mallory", "m.room.power_levels", forged, "")
         self.send_hostile(pl)
         self.marker(room)
-        auth = self.standard_auth(room)
-        auth[1] = rejected
+        auth = [rejected if a == room.state[PL] else a for a in self.standard_auth(room)]
         bad, pdu = self.hostile.message(room, "cites a rejected event", auth_events=auth)
         self.send_hostile(pdu)
         at = self.marker(room)
@@ -276,7 +282,7 @@ class AuthEventCases(HostileHelpers):
         self.wait_visible(room.room_id, renamed)
         self.hostile.accept(room, renamed)
         _, pdu = self.hostile.message(room, "two member events", auth_events=[
-            room.state[CREATE], room.state[PL], first, renamed])
+            *self.create_auth(room), room.state[PL], first, renamed])
         self.refused(room, pdu)
 
     def test_auth_event_the_event_does_not_need(self) -> None:
@@ -315,7 +321,7 @@ class GapCases(HostileHelpers):
         self.send_hostile(x)
         takeover, y = h.build(room, "mallory", "m.room.name", {"name": "taken over"}, "",
                               prev_events=[on_gap], depth=room.depth + 4, auth_events=[
-                                  room.state[CREATE], forged,
+                                  *self.create_auth(room), forged,
                                   room.state[("m.room.member", mallory)]])
         self.send_hostile(y)
         at = self.marker(room)
@@ -366,18 +372,20 @@ class LimitCases(HostileHelpers):
         self.refused(room, pdu)
 
     def test_11_auth_events(self) -> None:
-        """A message with 11 auth events (all of the room) is refused."""
+        """A message with 11 auth events (state events of the room) is refused."""
         room = self.public_room()
         mallory = self.hostile.user("mallory")
         renames = []
-        for i in range(6):
+        for i in range(8):
             event_id, pdu = self.hostile.build(room, "mallory", "m.room.member", {
                 "membership": "join", "displayname": f"Mallory {i}"}, mallory)
             self.hostile.accept(room, event_id)
             renames.append((event_id, pdu))
         self.assertEqual(self.hostile.send([p for _, p in renames])[0], 200)
         self.wait_visible(room.room_id, renames[-1][0])
-        auth = list(dict.fromkeys([*room.state.values(), *(e for e, _ in renames)]))[:11]
+        state = [e for k, e in room.state.items()
+                 if k != CREATE or not room.version.room_id_from_create_event]
+        auth = list(dict.fromkeys([*state, *(e for e, _ in renames)]))[:11]
         self.assertEqual(len(auth), 11)
         _, pdu = self.hostile.message(room, "11 auth events", auth_events=auth)
         self.refused(room, pdu)
@@ -471,7 +479,7 @@ class BoundedWorkCases(HostileHelpers):
     def test_one_unknown_prev_event(self) -> None:
         """One unknown prev event: one /get_missing_events at most, which fills the gap."""
         x, _, _ = self.check_unknown_prevs(1)
-        self.assertIn(x, self.timeline_ids(self.hostile.events[x]["room_id"]))
+        self.assertIn(x, self.timeline_ids(self.hostile.event_room[x]))
 
     def test_20_unknown_prev_events(self) -> None:
         """20 unknown prev events: one /get_missing_events and one state fetch per gap."""
@@ -516,6 +524,16 @@ class AxonHostilePeerTest(HostilePeerCases, unittest.TestCase):
         return federating_server()
 
 
+class AxonV10AuthEventsTest(AuthEventCases, unittest.TestCase):
+    """The auth-event cases in a v10 room (the create event listed in auth events)."""
+
+    room_version = "10"
+
+    @classmethod
+    def make_target(cls) -> Any:
+        return federating_server()
+
+
 class AxonPostgresHostilePeerTest(AuthEventCases, BodyCases, unittest.TestCase):
     """The auth-event and body cases against an Axon process on PostgreSQL."""
 
@@ -528,6 +546,17 @@ class SynapseHostilePeerTest(HostilePeerCases, unittest.TestCase):
     """The hostile peer against Synapse 1.163: each case is a rule Synapse applies."""
 
     target_config = {"rc_room_creation": {"per_second": 1000, "burst_count": 1000}}
+
+    @classmethod
+    def make_target(cls) -> Any:
+        return SynapseProcess()
+
+
+class SynapseV10AuthEventsTest(AuthEventCases, unittest.TestCase):
+    """The auth-event cases in a v10 room, against Synapse."""
+
+    room_version = "10"
+    target_config = SynapseHostilePeerTest.target_config
 
     @classmethod
     def make_target(cls) -> Any:
