@@ -42,7 +42,7 @@ from tests.integration.server_process import free_port
 
 StateKey = tuple[str, str]
 #: an override of one kind of inbound request: (path segments after the kind, query,
-#: body) -> (status, JSON) or None to answer honestly
+#: body) -> (status, JSON, or bytes sent as they are) or None to answer honestly
 Responder = Callable[[list[str], dict[str, str], Any], tuple[int, Any] | None]
 
 FED = "/_matrix/federation"
@@ -110,7 +110,7 @@ class HostilePeer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 code, answer = peer._serve(self.command, self.path, raw)
-                data = json.dumps(answer).encode()
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -140,6 +140,12 @@ class HostilePeer:
         with self._lock:
             self.overrides.clear()
             self.withheld.clear()
+
+    def on(self, kind: str, responder: Responder) -> None:
+        """Answer this kind of request (`get_missing_events`, `state`…) with `responder`
+        until the next `reset()`."""
+        with self._lock:
+            self.overrides[kind] = responder
 
     # -- counting --
 
@@ -464,6 +470,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def nested_json(depth: int) -> bytes:
-    """A transaction body whose one PDU is `depth` nested arrays (canonical JSON)."""
-    return b'{"edus":[],"pdus":[' + b"[" * depth + b"]" * depth + b"]}"
+def nested_json(depth: int, key: str = "pdus") -> bytes:
+    """A JSON object whose `key` holds `depth` nested arrays (canonical JSON; for the
+    default key, a transaction body with `edus` first)."""
+    nested = b"[" * depth + b"]" * depth
+    if key == "pdus":
+        return b'{"edus":[],"pdus":[' + nested + b"]}"
+    return b'{"' + key.encode() + b'":' + nested + b"}"

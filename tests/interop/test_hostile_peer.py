@@ -495,6 +495,19 @@ class BodyCases(HostileHelpers):
             "PUT", f"{FED}/v1/send/{q(self.hostile.next_txn())}", raw=nested_json(20_000))
         self.assertEqual(code, 400, f"{answer}{self.log()}")
 
+    def test_answer_nested_20000_deep(self) -> None:
+        """A /get_missing_events answer nested 20,000 deep costs no 5xx and the target
+        goes on serving the room."""
+        room = self.public_room()
+        prev, _ = self.hostile.message(room, "behind a deep answer")
+        _, pdu = self.hostile.message(room, "on it", prev_events=[prev], depth=room.depth + 2)
+        deep = nested_json(20_000, "events")
+        self.hostile.on("get_missing_events", lambda rest, query, body: (200, deep))
+        mark = self.hostile.mark()
+        self.send_hostile(pdu)
+        self.marker(room)
+        self.assertGreaterEqual(self.hostile.count("get_missing_events", since=mark), 1)
+
     def test_same_transaction_twice_concurrently(self) -> None:
         """The same transaction sent twice at once: no 5xx, the event lands once."""
         room = self.public_room()
