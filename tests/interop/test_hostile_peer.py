@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 import unittest
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -172,10 +173,10 @@ class HostileHelpers(TargetMixin):
         self.assertEqual(self.state_map(room.room_id), state_before, self.log())
 
     def assert_federation_clean(self, room: HostileRoom, at: str, bad: set[str],
-                                foreign: set[str] = frozenset()) -> None:  # type: ignore
+                                foreign: Collection[str] = ()) -> None:
         """`/state`, `/state_ids`, `/event_auth` and a new send_join of the room contain
         neither the refused events nor any event of another room."""
-        forbidden = bad | foreign
+        forbidden = bad | set(foreign)
 
         def check_pdus(what: str, pdus: list[dict[str, Any]]) -> None:
             for pdu in pdus:
