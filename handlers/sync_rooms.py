@@ -281,6 +281,11 @@ class RoomSyncBuilder:
             return []
         start = timeline.start if until is None else min(timeline.start, until)
         at_start = await self._state_at(room_id, start)
+        if not at_start and timeline.events:
+            # Nothing of the room before the timeline in our stream (a room joined over
+            # federation starts at our join): its state comes with the first event.
+            at_start = await self._state.get_state_after_event(
+                timeline.events[0].event_id) or {}
         if fresh:
             wanted = dict(at_start)
         elif timeline.limited:

@@ -452,6 +452,18 @@ class ClientSideTestCase(_Base):
         self.ok(self.client("POST", "bob", f"/rooms/{q(self.room.room_id)}/join"))
         self.assertEqual(len(self.fed.calls), before)
 
+    def test_first_sync_after_remote_join_has_the_room_state(self) -> None:
+        """The first /sync after joining over federation carries the room's state (our
+        join is the room's first event in our stream), so clients see encryption etc."""
+        self.room.add("m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"})
+        self.serve_join(self.room)
+        self.ok(self.client("POST", "bob", f"/join/{q(self.room.room_id)}"))
+        room = self.sync("bob")["rooms"]["join"][self.room.room_id]
+        state = {(e["type"], e["state_key"]) for e in room["state"]["events"]}
+        self.assertLessEqual({("m.room.create", ""), ("m.room.encryption", ""),
+                              ("m.room.power_levels", ""), ("m.room.join_rules", ""),
+                              ("m.room.member", self.room.creator)}, state)
+
     def test_join_through_remote_alias_and_via(self) -> None:
         """A v12 room (no server in its ID) found through a remote alias."""
         room = _v12_room(self.remote)
