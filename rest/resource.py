@@ -15,12 +15,21 @@ from rest.http import HttpRequest, HttpResponse, Router, json_response, request_
 
 logger = logging.getLogger(__name__)
 
+#: sent instead of Twisted's `TwistedWeb/<version>`: no version for scanners to match
+SERVER_HEADER = b"Axon"
+
 
 class LimitedRequest(server.Request):
-    """A request that stops buffering its body once it passes the site's limit."""
+    """A request that stops buffering its body once it passes the site's limit, and
+    names no software version in its `Server` header."""
 
     too_large = False
     _received = 0
+
+    def render(self, resrc: resource.IResource) -> None:
+        # Twisted's process() has just set `Server: TwistedWeb/<version>`.
+        self.setHeader(b"Server", SERVER_HEADER)
+        super().render(resrc)
 
     def gotLength(self, length: int | None) -> None:
         limit = self.channel.site.max_request_body_size  # type: ignore[attr-defined]
