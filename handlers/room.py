@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from handlers.event_creation import EventSpec
+from handlers.event_creation import EventSpec, check_content_depth
 from handlers.ratelimit import check_all
 from homeserver.errors import BadRequestError, Codes, MatrixError
 from homeserver.identifiers import RoomAlias, UserID
@@ -98,6 +98,10 @@ class RoomCreationHandler:
             if await self._rooms.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
         initial_state = self._parse_initial_state(req.initial_state)
+        # Checked before the room exists, so that a refusal leaves no half-made room.
+        for content in (req.creation_content, req.power_level_content_override,
+                        *initial_state.values()):
+            check_content_depth(content)
 
         # 1. The create event.
         create_content: dict[str, Any] = dict(req.creation_content)

@@ -70,6 +70,23 @@ def _check(value: Any, check_depth: bool, check_strings: bool) -> None:
             raise JsonDecodeError("lone surrogate in a string")
 
 
+def nesting_depth(value: Any) -> int:
+    """How many objects and arrays deep `value` nests (a scalar is 0, `{"a": []}` is 2)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def decode_json(raw: bytes | str) -> Any:
     """Decode JSON from outside.
 

@@ -15,7 +15,8 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from homeserver.json_decode import MAX_DEPTH
+from handlers.event_creation import MAX_CONTENT_DEPTH
+from homeserver.json_decode import MAX_DEPTH, decode_json
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import FakeChannel, HomeserverTestCase
 
@@ -148,6 +149,11 @@ def nested(depth: int) -> Any:
     for _ in range(depth):
         value = {"a": value}
     return value
+
+
+def nested_raw(depth: int) -> bytes:
+    """`nested(depth)` as JSON text, for depths `json.dumps` cannot reach."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
 
 
 def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -418,3 +424,60 @@ class HostileInputTestCase(RoomHelpers, HomeserverTestCase):
                             {} if method in ("POST", "PUT") else None,
                             access_token=self.token_for(method, name))
                         self.assert_not_5xx(channel, what)
+
+
+class DeepContentTestCase(RoomHelpers, HomeserverTestCase):
+    def prepare(self, reactor: Any, hs: Any) -> None:
+        self.alice = self.register_user("alice")
+        self.token = self.login("alice")
+        self.room_id = self.create_room(self.token)
+
+    def joined_rooms(self) -> list[str]:
+        channel = self.make_request("GET", f"{CLIENT}/joined_rooms", access_token=self.token)
+        rooms: list[str] = channel.json_body["joined_rooms"]
+        return rooms
+
+    def put(self, path: str, content: Any) -> FakeChannel:
+        return self.make_request("PUT", f"{CLIENT}/rooms/{self.room_id}{path}", content,
+                                 access_token=self.token)
+
+    def test_reported_bodies(self) -> None:
+        """The bodies from the report: a message and a state event nested ~960 deep, and
+        createRoom with creation_content ~550 deep, are 400 M_NOT_JSON (no room made)."""
+        self.assert_error(self.put("/send/m.room.message/t1", nested_raw(960)), 400,
+                          "M_NOT_JSON")
+        self.assert_error(self.put("/state/m.room.topic/", nested_raw(960)), 400, "M_NOT_JSON")
+        before = self.joined_rooms()
+        channel = self.make_request("POST", f"{CLIENT}/createRoom",
+                                    b'{"creation_content": ' + nested_raw(550) + b"}",
+                                    access_token=self.token)
+        self.assert_error(channel, 400, "M_NOT_JSON")
+        self.assertEqual(self.joined_rooms(), before)
+
+    def test_content_just_below_the_cap_still_fits_every_response(self) -> None:
+        """Content MAX_CONTENT_DEPTH deep is accepted, and the /sync and /messages
+        responses carrying it still decode under the nesting cap."""
+        deepest = nested(MAX_CONTENT_DEPTH)
+        self.assertEqual(self.put("/send/m.x/t1", deepest).code, 200)
+        self.assertEqual(self.put("/state/m.x/k", deepest).code, 200)
+        for path in ("/sync", f"/rooms/{self.room_id}/messages?dir=b"):
+            channel = self.make_request("GET", f"{CLIENT}{path}", access_token=self.token)
+            self.assertEqual(channel.code, 200)
+            self.assertIn(json.dumps(deepest), json.dumps(decode_json(channel.result)))
+
+    def test_content_one_over_is_refused_everywhere(self) -> None:
+        """Content one level deeper than MAX_CONTENT_DEPTH (still under the decoder's cap)
+        is 400 M_BAD_JSON for messages, state events and every content of createRoom,
+        which then makes no room at all."""
+        too_deep = nested(MAX_CONTENT_DEPTH + 1)
+        self.assert_error(self.put("/send/m.x/t1", too_deep), 400, "M_BAD_JSON")
+        self.assert_error(self.put("/state/m.x/k", too_deep), 400, "M_BAD_JSON")
+        before = self.joined_rooms()
+        for body in ({"creation_content": too_deep},
+                     {"power_level_content_override": too_deep},
+                     {"initial_state": [{"type": "m.x", "state_key": "", "content": too_deep}]}):
+            with self.subTest(next(iter(body))):
+                channel = self.make_request("POST", f"{CLIENT}/createRoom", body,
+                                            access_token=self.token)
+                self.assert_error(channel, 400, "M_BAD_JSON")
+        self.assertEqual(self.joined_rooms(), before)
