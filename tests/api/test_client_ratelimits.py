@@ -167,6 +167,15 @@ class ClientRateLimitsTestCase(RoomHelpers, HomeserverTestCase):
             {"membership": "join"}, access_token=self.tokens[bob])
         self.assert_limited(channel)
 
+    @override_config({"rc_joins": {"local": RELAXED,
+                                   "remote": {"per_second": 0.01, "burst_count": 0}}})
+    def test_remote_joins_have_their_own_bucket(self) -> None:
+        """A join to a room this server is not in counts in rc_joins.remote (refused here
+        before any federation request), while local joins use rc_joins.local."""
+        self.assert_limited(self.post("/join/!elsewhere:remote.test", "@bob:test"))
+        room_id = self.create_room(self.tokens["@alice:test"], {"preset": "public_chat"})
+        self.assertEqual(self.post(f"/join/{room_id}", "@bob:test").code, 200)
+
     def test_state_events_use_the_message_limiter(self) -> None:
         """rc_message counts state events: of 50 in a burst only 10 pass, and messages
         share the bucket."""
