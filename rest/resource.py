@@ -20,16 +20,10 @@ SERVER_HEADER = b"Axon"
 
 
 class LimitedRequest(server.Request):
-    """A request that stops buffering its body once it passes the site's limit, and
-    names no software version in its `Server` header."""
+    """A request that stops buffering its body once it passes the site's limit."""
 
     too_large = False
     _received = 0
-
-    def render(self, resrc: resource.IResource) -> None:
-        # Twisted's process() has just set `Server: TwistedWeb/<version>`.
-        self.setHeader(b"Server", SERVER_HEADER)
-        super().render(resrc)
 
     def gotLength(self, length: int | None) -> None:
         limit = self.channel.site.max_request_body_size  # type: ignore[attr-defined]
@@ -48,6 +42,11 @@ class LimitedRequest(server.Request):
             content.truncate()
             return
         super().handleContentChunk(data)
+
+    def render(self, resrc: resource.IResource) -> None:
+        # Twisted's process() has just set `Server: TwistedWeb/<version>`.
+        self.setHeader(b"Server", SERVER_HEADER)
+        super().render(resrc)
 
 
 class AxonSite(server.Site):
