@@ -23,7 +23,7 @@ from homeserver.event_hashing import (
     sign_event,
 )
 from homeserver.events import Event
-from homeserver.json_decode import MAX_DEPTH, nesting_depth
+from homeserver.json_decode import check_content_depth
 from homeserver.room_versions import EventFormat, RoomVersion
 from storage.database import IntegrityError
 from storage.stores.events import MAX_PREV_EVENTS, NewStateGroup, PersistContext
@@ -35,21 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: the spec's limit on a whole PDU, in bytes of canonical JSON
 MAX_PDU_SIZE = 65536
-
-#: deepest content of a local event. /sync sends content 7 levels down
-#: (rooms.join.<id>.timeline.events[].content; 8 for unsigned.prev_content as Synapse
-#: sends it), and every response and federation transaction carrying the event must stay
-#: within the nesting cap of our decoder and of serde_json (Rust servers and clients), or
-#: one event would break each of them
-MAX_CONTENT_DEPTH = MAX_DEPTH - 8
-
-
-def check_content_depth(content: Any) -> None:
-    """Raise 400 M_BAD_JSON for content nested deeper than `MAX_CONTENT_DEPTH`."""
-    if nesting_depth(content) > MAX_CONTENT_DEPTH:
-        raise MatrixError(400, Codes.BAD_JSON,
-                          f"Event content nested deeper than {MAX_CONTENT_DEPTH}")
-
 
 @attrs.frozen(slots=True)
 class EventSpec:

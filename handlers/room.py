@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from handlers.event_creation import EventSpec, check_content_depth
+from handlers.event_creation import EventSpec
 from handlers.ratelimit import check_all
 from homeserver.errors import BadRequestError, Codes, MatrixError
 from homeserver.identifiers import RoomAlias, UserID
+from homeserver.json_decode import check_content_depth
 from homeserver.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
 if TYPE_CHECKING:

@@ -15,8 +15,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from handlers.event_creation import MAX_CONTENT_DEPTH
-from homeserver.json_decode import MAX_DEPTH, decode_json
+from homeserver.json_decode import MAX_CONTENT_DEPTH, MAX_DEPTH, decode_json
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import FakeChannel, HomeserverTestCase
 
@@ -481,3 +480,49 @@ class DeepContentTestCase(RoomHelpers, HomeserverTestCase):
                                             access_token=self.token)
                 self.assert_error(channel, 400, "M_BAD_JSON")
         self.assertEqual(self.joined_rooms(), before)
+
+    def test_to_device_and_account_data_depth(self) -> None:
+        """To-device messages and account data (global, per room, tags) deeper than
+        MAX_CONTENT_DEPTH as /sync sends them are 400 M_BAD_JSON; at the cap they are
+        stored and the /sync carrying them still decodes."""
+        user = f"{CLIENT}/user/{self.alice}"
+        too_deep, deepest = nested(MAX_CONTENT_DEPTH + 1), nested(MAX_CONTENT_DEPTH)
+        device = self.hs.get_datastores().devices
+        [own] = [d.device_id for d in self.get_success(device.get_devices(self.alice))]
+        cases = [
+            (f"{CLIENT}/sendToDevice/m.x/t1", {"messages": {self.alice: {own: too_deep}}},
+             f"{CLIENT}/sendToDevice/m.x/t2", {"messages": {self.alice: {own: deepest}}}),
+            (f"{user}/account_data/m.x", too_deep, f"{user}/account_data/m.x", deepest),
+            (f"{user}/rooms/{self.room_id}/account_data/m.x", too_deep,
+             f"{user}/rooms/{self.room_id}/account_data/m.x", deepest),
+            # m.tag wraps a tag's content two levels down: {"tags": {tag: content}}
+            (f"{user}/rooms/{self.room_id}/tags/u.a", nested(MAX_CONTENT_DEPTH - 1),
+             f"{user}/rooms/{self.room_id}/tags/u.a", nested(MAX_CONTENT_DEPTH - 2)),
+        ]
+        for refused_path, refused, accepted_path, accepted in cases:
+            with self.subTest(refused_path):
+                self.assert_error(self.make_request("PUT", refused_path, refused,
+                                                    access_token=self.token),
+                                  400, "M_BAD_JSON")
+                channel = self.make_request("PUT", accepted_path, accepted,
+                                            access_token=self.token)
+                self.assertEqual(channel.code, 200, channel.result)
+        channel = self.make_request("GET", f"{CLIENT}/sync", access_token=self.token)
+        self.assertEqual(channel.code, 200)
+        body = decode_json(channel.result)
+        self.assertEqual(body["to_device"]["events"][0]["content"], deepest)
+
+    def test_deep_remote_to_device_is_dropped(self) -> None:
+        """A to-device message from another server too deep for /sync is dropped; a
+        shallow one from the same server is delivered."""
+        device = self.hs.get_datastores().devices
+        [own] = [d.device_id for d in self.get_success(device.get_devices(self.alice))]
+        self.get_success(self.hs.get_to_device_handler().on_remote_to_device("remote.test", {
+            "sender": "@eve:remote.test", "type": "m.x", "message_id": "m1",
+            "messages": {self.alice: {own: nested(MAX_CONTENT_DEPTH + 1)}}}))
+        self.get_success(self.hs.get_to_device_handler().on_remote_to_device("remote.test", {
+            "sender": "@eve:remote.test", "type": "m.x", "message_id": "m2",
+            "messages": {self.alice: {own: {"fine": True}}}}))
+        channel = self.make_request("GET", f"{CLIENT}/sync", access_token=self.token)
+        contents = [e["content"] for e in channel.json_body["to_device"]["events"]]
+        self.assertEqual(contents, [{"fine": True}])
