@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.json_decode import check_content_depth
 from storage.stores.account_data import GLOBAL, IGNORED_USER_LIST
 
 if TYPE_CHECKING:
@@ -98,11 +99,12 @@ class AccountDataHandler:
 
         Raises:
             MatrixError: 400 M_BAD_JSON when `m.ignored_user_list` has an `ignored_users`
-                that is not an object.
+                that is not an object, or for content nested too deep.
         """
         if type == IGNORED_USER_LIST and not isinstance(
                 content.get("ignored_users", {}), dict):
             raise MatrixError(400, Codes.BAD_JSON, "ignored_users must be an object")
+        check_content_depth(content)
         return self._notify(user_id, await self._store.set_account_data(
             user_id, GLOBAL, type, content))
 
@@ -111,6 +113,7 @@ class AccountDataHandler:
                                     content: Mapping[str, Any]) -> int:
         """Store room account data (also `m.fully_read`, for read markers); returns its
         stream position."""
+        check_content_depth(content)
         return self._notify(user_id, await self._store.set_account_data(
             user_id, room_id, type, content))
 
@@ -118,6 +121,7 @@ class AccountDataHandler:
     async def add_tag(self, user_id: str, room_id: str, tag: str,
                       content: Mapping[str, Any]) -> int:
         """Add or replace a room tag; returns its stream position."""
+        check_content_depth({"tags": {tag: content}})  # as /sync sends it, in m.tag
         return self._notify(user_id, await self._store.add_tag(user_id, room_id, tag, content))
 
     # DELETE /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}

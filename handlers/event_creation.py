@@ -23,6 +23,7 @@ from homeserver.event_hashing import (
     sign_event,
 )
 from homeserver.events import Event
+from homeserver.json_decode import check_content_depth
 from homeserver.room_versions import EventFormat, RoomVersion
 from storage.database import IntegrityError
 from storage.stores.events import MAX_PREV_EVENTS, NewStateGroup, PersistContext
@@ -34,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: the spec's limit on a whole PDU, in bytes of canonical JSON
 MAX_PDU_SIZE = 65536
-
 
 @attrs.frozen(slots=True)
 class EventSpec:
@@ -107,6 +107,7 @@ class EventCreationHandler:
 
     async def _send(self, spec: EventSpec, room_version: RoomVersion,
                     creating: bool) -> SentEvent:
+        check_content_depth(spec.content)
         lock_key = spec.room_id or "!new"
         async with self._linearizer.queue(lock_key):
             # A retried transaction ID is caught by the unique key of `event_txn_ids` in

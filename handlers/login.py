@@ -85,7 +85,8 @@ class LoginHandler:
         if not self._password_enabled:
             return False
         user = await self._users.get_user(user_id)
-        return user is not None and await self._passwords.check(password, user.password_hash)
+        matches = await self._passwords.check(password, user.password_hash if user else None)
+        return user is not None and matches
 
     # POST /_matrix/client/v3/login  (type m.login.password)
     async def login_with_password(self, identifier: Any, password: str, client_ip: str,
@@ -105,11 +106,15 @@ class LoginHandler:
         self._limits.login_failed_attempts.check(named_id.lower(), update=False)
         user_id = await self._canonical_user_id(named_id)
         user = await self._users.get_user(user_id) if user_id else None
-        # Deactivation removes the password hash, so it is reported before the password
-        # check could fail (as Synapse does).
+        # A bcrypt check runs for unknown and deactivated accounts too (against a dummy
+        # hash), so the time taken does not tell which accounts exist.
+        stored = user.password_hash if user is not None and not user.deactivated else None
+        matches = await self._passwords.check(password, stored)
+        # Deactivation removes the password hash, so it is reported whatever the
+        # password (as Synapse does).
         if user is not None and user.deactivated:
             raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
-        if user is None or not await self._passwords.check(password, user.password_hash):
+        if user is None or not matches:
             self._limits.login_failed_attempts.record(named_id.lower())
             raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
         if user.locked:

@@ -74,6 +74,7 @@ class MessageHandler:
             return sent.event.event_id
         if event_type == "m.room.create":
             raise MatrixError(403, Codes.FORBIDDEN, "m.room.create cannot be changed")
+        self._limiter.check(requester.user_id)
         await self._check_joined(requester.user_id, room_id)
         if event_type == "m.room.canonical_alias":
             await self._hs.get_directory_handler().check_canonical_alias(room_id, content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ class PasswordHandler:
         self._hs = hs
         self._config = hs.config.password_config
         self._rounds = hs.config.bcrypt_rounds
+        # a hash of nothing anyone knows, made on first use, at the configured cost
+        self._dummy: bytes | None = None
 
     def _prepare(self, password: str) -> bytes:
         # NFKC so that the same password typed on different keyboards matches.
@@ -41,18 +44,37 @@ class PasswordHandler:
         return await self._hs.run_in_thread(_hash)
 
     async def check(self, password: str, stored_hash: str | None) -> bool:
-        """Compare in constant time (bcrypt's checkpw); False when no hash is stored."""
-        if not stored_hash:
-            return False
+        """Compare in constant time (bcrypt's checkpw); False when no hash is stored.
+
+        Without a stored hash (an unknown or deactivated account) the password is still
+        checked, against a dummy hash of the same cost, so that the answer takes as long
+        as for a real account with a wrong password.
+        """
         data = self._prepare(password)
+        if not stored_hash:
+            dummy = await self._dummy_hash()
+
+            def _check_dummy() -> bool:
+                bcrypt.checkpw(_bcrypt_input(data), dummy)
+                return False
+
+            return await self._hs.run_in_thread(_check_dummy)
+        known_hash = stored_hash
 
         def _check() -> bool:
             try:
-                return bcrypt.checkpw(_bcrypt_input(data), stored_hash.encode("ascii"))
+                return bcrypt.checkpw(_bcrypt_input(data), known_hash.encode("ascii"))
             except ValueError:
                 return False
 
         return await self._hs.run_in_thread(_check)
+
+    async def _dummy_hash(self) -> bytes:
+        if self._dummy is None:
+            rounds = self._rounds
+            self._dummy = await self._hs.run_in_thread(
+                lambda: bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds)))
+        return self._dummy
 
     def validate_policy(self, password: str) -> None:
         """Raise 400 M_WEAK_PASSWORD if the password breaks `password_config.policy`."""

@@ -125,7 +125,6 @@ class PresenceHandler:
         self._notifier = hs.get_notifier()
         stores = hs.get_datastores()
         self._store = stores.presence
-        self._users = stores.users
         self._members = stores.room_members
         self._enabled = hs.config.presence_enabled
         self._is_mine_id = hs.is_mine_id
@@ -256,19 +255,13 @@ class PresenceHandler:
         """`get_state` after the checks of the GET endpoint.
 
         Raises:
-            MatrixError: 404 M_NOT_FOUND for a user we have no presence for (unknown or
-                remote), 403 M_FORBIDDEN for a user sharing no joined room with the
-                requester (anyone may read their own).
+            MatrixError: 403 M_FORBIDDEN for a user sharing no joined room with the
+                requester, whether or not the account exists (as Synapse: a different
+                answer would tell who has an account); anyone may read their own.
         """
-        if requester_id != user_id:
-            known = (await self._users.get_user(user_id) is not None
-                     if self._is_mine_id(user_id)
-                     else await self._store.get_presence(user_id) is not None)
-            if not known:
-                raise MatrixError(404, Codes.NOT_FOUND, "No presence for this user")
-            if not await self._store.shares_room(requester_id, user_id):
-                raise MatrixError(403, Codes.FORBIDDEN,
-                                  "You are not allowed to see their presence")
+        if requester_id != user_id and not await self._store.shares_room(requester_id,
+                                                                          user_id):
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not allowed to see their presence")
         return await self.get_state(user_id)
 
     # -- the write path --

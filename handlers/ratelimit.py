@@ -52,8 +52,17 @@ class Ratelimiter:
             del self._buckets[key]
 
 
+def check_all(*checks: tuple[Ratelimiter, str]) -> None:
+    """Count one action in each (limiter, key) only if none of them is over its limit,
+    so a request refused by one bucket does not use up the others."""
+    for limiter, key in checks:
+        limiter.check(key, update=False)
+    for limiter, key in checks:
+        limiter.check(key)
+
+
 class Ratelimiters:
-    """The configured limiters: `rc_message`, `rc_registration`, and `rc_login`'s three."""
+    """The configured client limiters (Synapse's `rc_` keys of the same names)."""
 
     def __init__(self, hs: HomeServer) -> None:
         config = hs.config
@@ -62,3 +71,10 @@ class Ratelimiters:
         self.login_address = Ratelimiter(hs, config.rc_login.address)
         self.login_account = Ratelimiter(hs, config.rc_login.account)
         self.login_failed_attempts = Ratelimiter(hs, config.rc_login.failed_attempts)
+        self.joins_local = Ratelimiter(hs, config.rc_joins.local)
+        self.joins_remote = Ratelimiter(hs, config.rc_joins.remote)
+        self.joins_per_room = Ratelimiter(hs, config.rc_joins_per_room)
+        self.invites_per_room = Ratelimiter(hs, config.rc_invites.per_room)
+        self.invites_per_user = Ratelimiter(hs, config.rc_invites.per_user)
+        self.invites_per_issuer = Ratelimiter(hs, config.rc_invites.per_issuer)
+        self.room_creation = Ratelimiter(hs, config.rc_room_creation)

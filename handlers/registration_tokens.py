@@ -138,10 +138,13 @@ class RegistrationTokenHandler:
 
     @staticmethod
     def _check_uses_allowed(uses_allowed: int | None) -> None:
-        if uses_allowed is not None and uses_allowed < 0:
+        # The column is a 32-bit INTEGER (as in Synapse).
+        if uses_allowed is not None and not 0 <= uses_allowed < 2**31:
             raise MatrixError(400, Codes.INVALID_PARAM,
                               "uses_allowed must be a non-negative integer or null")
 
     def _check_expiry_time(self, expiry_time: int | None) -> None:
         if expiry_time is not None and expiry_time < self._clock.time_msec():
             raise MatrixError(400, Codes.INVALID_PARAM, "expiry_time must not be in the past")
+        if expiry_time is not None and expiry_time >= 2**63:
+            raise MatrixError(400, Codes.INVALID_PARAM, "expiry_time is too far in the future")

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from handlers.event_creation import EventSpec
-from homeserver.errors import Codes, MatrixError
+from handlers.ratelimit import check_all
+from homeserver.errors import BadRequestError, Codes, MatrixError
 from homeserver.identifiers import RoomAlias, UserID
+from homeserver.json_decode import check_content_depth
 from homeserver.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class RoomCreationHandler:
         self._profiles = stores.profiles
         self._rooms = stores.rooms
         self._creation = hs.get_event_creation_handler()
+        self._limits = hs.get_ratelimiters()
 
     # POST /_matrix/client/v3/createRoom
     async def create_room(self, user_id: str, req: CreateRoomRequest) -> str:
@@ -69,8 +72,15 @@ class RoomCreationHandler:
 
         Raises:
             MatrixError: 400 M_UNSUPPORTED_ROOM_VERSION, M_ROOM_IN_USE (alias taken),
-                M_INVALID_PARAM (bad preset, alias, invitee or initial state).
+                M_INVALID_PARAM (bad preset, alias, invitee or initial state), M_UNKNOWN
+                (more invitees than `rc_invites.per_room` allows at once); 429 over
+                `rc_message` or `rc_room_creation`.
         """
+        # As in Synapse: the request limiter and the room-creation limiter both count.
+        check_all((self._limits.message, user_id), (self._limits.room_creation, user_id))
+        per_room = self._limits.invites_per_room
+        if per_room.burst > 0 and len(req.invite) > per_room.burst:
+            raise BadRequestError("Cannot invite so many users at once", errcode=Codes.UNKNOWN)
         version_id = req.room_version or DEFAULT_ROOM_VERSION
         room_version = KNOWN_ROOM_VERSIONS.get(version_id)
         if room_version is None:
@@ -89,6 +99,10 @@ class RoomCreationHandler:
             if await self._rooms.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
         initial_state = self._parse_initial_state(req.initial_state)
+        # Checked before the room exists, so that a refusal leaves no half-made room.
+        for content in (req.creation_content, req.power_level_content_override,
+                        *initial_state.values()):
+            check_content_depth(content)
 
         # 1. The create event.
         create_content: dict[str, Any] = dict(req.creation_content)
@@ -171,7 +185,9 @@ class RoomCreationHandler:
         # 8. Invites.
         members = self._hs.get_room_member_handler()
         for invitee in req.invite:
-            await members.invite(user_id, room_id, invitee, is_direct=req.is_direct)
+            # Counted above as a whole; the room must not end up half-invited.
+            await members.invite(user_id, room_id, invitee, is_direct=req.is_direct,
+                                 ratelimit=False)
         return room_id
 
     def _alias_for(self, name: str) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from federation.restricted import AUTHORISING_USER
 from handlers.event_creation import EventSpec, SentEvent
+from handlers.ratelimit import check_all
 from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import RoomAlias, UserID
 
@@ -24,20 +25,25 @@ class RoomMemberHandler:
         self._creation = hs.get_event_creation_handler()
         self._state = stores.state
         self._rooms = stores.rooms
+        self._limits = hs.get_ratelimiters()
 
     async def update_membership(self, sender: str, room_id: str, target: str,
                                 membership: str, reason: str | None = None,
                                 txn_key: tuple[str, str, str] | None = None,
-                                extra_content: dict[str, Any] | None = None) -> SentEvent:
+                                extra_content: dict[str, Any] | None = None,
+                                ratelimit: bool = True) -> SentEvent:
         """Send the `m.room.member` event for `target` (auth rules decide if allowed).
 
         Raises:
             MatrixError: 400 M_INVALID_PARAM for a bad user ID, 404 M_NOT_FOUND for an
-                unknown room, 403 M_FORBIDDEN when the auth rules refuse.
+                unknown room, 403 M_FORBIDDEN when the auth rules refuse, 429 over the
+                `rc_joins`/`rc_joins_per_room`/`rc_invites` limits.
         """
         UserID.parse(target)
         if await self._events.get_room_version(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        if ratelimit:
+            await self._ratelimit(sender, room_id, target, membership)
         content = await self._member_content(target, membership, reason, extra_content)
         if membership == "join" and sender == target:
             # A restricted room: one of our members who may invite vouches for the join.
@@ -48,6 +54,18 @@ class RoomMemberHandler:
         return await self._creation.send(EventSpec(
             room_id=room_id, type="m.room.member", sender=sender, content=content,
             state_key=target, txn_key=txn_key))
+
+    async def _ratelimit(self, sender: str, room_id: str, target: str,
+                         membership: str) -> None:
+        limits = self._limits
+        if membership == "invite":
+            check_all((limits.invites_per_room, room_id), (limits.invites_per_user, target),
+                      (limits.invites_per_issuer, sender))
+        elif membership == "join" and sender == target:
+            # A member changing their profile re-sends their join: not a new join.
+            current = await self._members.get_local_membership(sender, room_id)
+            if current is None or current.membership != "join":
+                check_all((limits.joins_local, sender), (limits.joins_per_room, room_id))
 
     async def _member_content(self, target: str, membership: str, reason: str | None,
                               extra_content: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,10 +86,10 @@ class RoomMemberHandler:
         return content
 
     async def invite(self, sender: str, room_id: str, invitee: str, is_direct: bool = False,
-                     reason: str | None = None) -> SentEvent:
+                     reason: str | None = None, ratelimit: bool = True) -> SentEvent:
         extra = {"is_direct": True} if is_direct else None
         return await self.update_membership(sender, room_id, invitee, "invite", reason,
-                                            extra_content=extra)
+                                            extra_content=extra, ratelimit=ratelimit)
 
     async def _current_membership(self, room_id: str, user_id: str) -> str | None:
         state = await self._state.get_current_state_ids(room_id)
@@ -137,6 +155,8 @@ class RoomMemberHandler:
                     inviter = [UserID.parse(invite_event.sender).domain]
             candidates = fed.candidate_servers(room_id, servers, inviter)
             if candidates:
+                check_all((self._limits.joins_remote, user_id),
+                          (self._limits.joins_per_room, room_id))
                 content = await self._member_content(user_id, "join", reason)
                 joined = await fed.join_remote_room(user_id, room_id, candidates, content)
                 return SentEvent(joined.event, joined.stream_ordering)

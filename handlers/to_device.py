@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import UserID, is_valid_event_type
+from homeserver.json_decode import MAX_CONTENT_DEPTH, check_content_depth, nesting_depth
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -48,12 +49,15 @@ class ToDeviceHandler:
         same txn_id from the same device delivers nothing twice.
 
         Raises:
-            MatrixError: 400 M_INVALID_PARAM for a bad event type or user ID.
+            MatrixError: 400 M_INVALID_PARAM for a bad event type or user ID, 400
+                M_BAD_JSON for content nested too deep.
         """
         if not is_valid_event_type(event_type):
             raise MatrixError(400, Codes.INVALID_PARAM, "Invalid event type")
-        for user_id in messages:
+        for user_id, targets in messages.items():
             UserID.parse(user_id)
+            for content in targets.values():
+                check_content_depth(content)
 
         by_device: dict[tuple[str, str], dict[str, Any]] = {}
         remote: dict[str, dict[str, Mapping[str, Any]]] = {}
@@ -117,7 +121,8 @@ class ToDeviceHandler:
                 continue
             known = {d.device_id for d in await self._devices.get_devices(user_id)}
             for device_id, body in targets.items():
-                if not isinstance(body, dict):
+                # Too deep for the target's /sync: dropped, as a malformed message is.
+                if not isinstance(body, dict) or nesting_depth(body) > MAX_CONTENT_DEPTH:
                     continue
                 wanted = known if device_id == ALL_DEVICES else {device_id} & known
                 for target in wanted:

@@ -135,6 +135,28 @@ class RateLimitConfig:
         )
 
 
+def _parse_buckets(key: str, value: Any, defaults: Mapping[str, RateLimitConfig]
+                   ) -> dict[str, RateLimitConfig]:
+    """Named sub-buckets of one `rc_` section (Synapse's nested form, e.g. `rc_joins.local`).
+
+    A flat `{per_second, burst_count}` at the top applies to every bucket; nested buckets
+    override it. Any other key stops startup.
+    """
+    if value is None:
+        return dict(defaults)
+    section = _mapping(key, value)
+    allowed = ("per_second", "burst_count", *defaults)
+    for sub in section:
+        if sub not in allowed:
+            raise ConfigError(f"Config key '{key}.{sub}': expected one of {', '.join(allowed)}")
+    flat = {k: v for k, v in section.items() if k in ("per_second", "burst_count")}
+    return {
+        name: RateLimitConfig.parse(f"{key}.{name}", section.get(name),
+                                    RateLimitConfig.parse(key, flat, default))
+        for name, default in defaults.items()
+    }
+
+
 @attrs.frozen(slots=True)
 class LoginRateLimitConfig:
     """Synapse's `rc_login`: per client address, per account, and per failed attempt."""
@@ -145,27 +167,43 @@ class LoginRateLimitConfig:
 
     @classmethod
     def parse(cls, value: Any) -> LoginRateLimitConfig:
-        default = RateLimitConfig(per_second=0.17, burst_count=3)
-        if value is None:
-            return cls(default, default, default)
-        section = _mapping("rc_login", value)
-        # A flat `{per_second, burst_count}` applies to all three buckets.
-        flat = RateLimitConfig.parse("rc_login", {
-            k: v for k, v in section.items() if k in ("per_second", "burst_count")
-        }, default)
-        for sub in section:
-            if sub not in ("per_second", "burst_count", "address", "account", "failed_attempts"):
-                raise ConfigError(
-                    f"Config key 'rc_login.{sub}': expected one of per_second, burst_count, "
-                    "address, account, failed_attempts"
-                )
-        return cls(
-            address=RateLimitConfig.parse("rc_login.address", section.get("address"), flat),
-            account=RateLimitConfig.parse("rc_login.account", section.get("account"), flat),
-            failed_attempts=RateLimitConfig.parse(
-                "rc_login.failed_attempts", section.get("failed_attempts"), flat
-            ),
-        )
+        return cls(**_parse_buckets("rc_login", value, {
+            "address": RateLimitConfig(0.003, 5),
+            "account": RateLimitConfig(0.003, 5),
+            "failed_attempts": RateLimitConfig(0.17, 3),
+        }))
+
+
+@attrs.frozen(slots=True)
+class JoinsRateLimitConfig:
+    """Synapse's `rc_joins`: joins per user to rooms this server is in, and to others."""
+
+    local: RateLimitConfig
+    remote: RateLimitConfig
+
+    @classmethod
+    def parse(cls, value: Any) -> JoinsRateLimitConfig:
+        return cls(**_parse_buckets("rc_joins", value, {
+            "local": RateLimitConfig(0.1, 10),
+            "remote": RateLimitConfig(0.01, 10),
+        }))
+
+
+@attrs.frozen(slots=True)
+class InvitesRateLimitConfig:
+    """Synapse's `rc_invites`: invites per room, per invited user and per inviter."""
+
+    per_room: RateLimitConfig
+    per_user: RateLimitConfig
+    per_issuer: RateLimitConfig
+
+    @classmethod
+    def parse(cls, value: Any) -> InvitesRateLimitConfig:
+        return cls(**_parse_buckets("rc_invites", value, {
+            "per_room": RateLimitConfig(0.3, 10),
+            "per_user": RateLimitConfig(0.003, 5),
+            "per_issuer": RateLimitConfig(0.3, 10),
+        }))
 
 
 @attrs.frozen(slots=True)
@@ -406,7 +444,8 @@ KNOWN_KEYS = frozenset({
     "server_name", "public_baseurl", "listeners", "database", "signing_key_path",
     "enable_registration", "enable_registration_without_verification",
     "registration_requires_token", "registration_shared_secret", "rc_message",
-    "rc_registration", "rc_login", "max_upload_size", "refreshable_access_token_lifetime",
+    "rc_registration", "rc_login", "rc_joins", "rc_joins_per_room", "rc_invites",
+    "rc_room_creation", "max_upload_size", "refreshable_access_token_lifetime",
     "refresh_token_lifetime", "password_config", "bcrypt_rounds", "pid_file", "media_store_path",
     "report_stats", "log_config", "user_directory", "serve_server_wellknown",
     "allow_guest_access", "key_refresh_interval", "old_signing_keys",
@@ -435,6 +474,10 @@ class HomeServerConfig:
     rc_message: RateLimitConfig
     rc_registration: RateLimitConfig
     rc_login: LoginRateLimitConfig
+    rc_joins: JoinsRateLimitConfig
+    rc_joins_per_room: RateLimitConfig
+    rc_invites: InvitesRateLimitConfig
+    rc_room_creation: RateLimitConfig
     max_upload_size: int
     max_request_body_size: int
     refreshable_access_token_lifetime: int | None
@@ -550,6 +593,12 @@ class HomeServerConfig:
             rc_registration=RateLimitConfig.parse(
                 "rc_registration", raw.get("rc_registration"), RateLimitConfig(0.17, 3)),
             rc_login=LoginRateLimitConfig.parse(raw.get("rc_login")),
+            rc_joins=JoinsRateLimitConfig.parse(raw.get("rc_joins")),
+            rc_joins_per_room=RateLimitConfig.parse(
+                "rc_joins_per_room", raw.get("rc_joins_per_room"), RateLimitConfig(1, 10)),
+            rc_invites=InvitesRateLimitConfig.parse(raw.get("rc_invites")),
+            rc_room_creation=RateLimitConfig.parse(
+                "rc_room_creation", raw.get("rc_room_creation"), RateLimitConfig(0.016, 10)),
             max_upload_size=_get(raw, "", "max_upload_size", parse_size, 50 * 1024 * 1024),
             max_request_body_size=_get(raw, "", "max_request_body_size", parse_size, 1024 * 1024),
             refreshable_access_token_lifetime=_get(

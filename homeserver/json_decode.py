@@ -15,9 +15,19 @@ import math
 import re
 from typing import Any
 
+from homeserver.errors import Codes, MatrixError
+
 #: deepest nesting of objects and arrays accepted (serde_json, used by the Rust servers,
 #: stops at 128 as well)
 MAX_DEPTH = 128
+
+#: deepest content we accept for what clients receive in /sync: events, to-device
+#: messages, account data. /sync sends event content 7 levels down
+#: (rooms.join.<id>.timeline.events[].content; 8 for unsigned.prev_content as Synapse
+#: sends it), and every response and federation transaction carrying it must stay within
+#: MAX_DEPTH, ours and serde_json's (Rust servers and clients), or one deep message would
+#: break every sync and transaction it is in
+MAX_CONTENT_DEPTH = MAX_DEPTH - 8
 
 # A `\u` escape of a UTF-16 surrogate (D800-DFFF). An escaped backslash before `u` also
 # matches; the walk then finds nothing wrong.
@@ -68,6 +78,30 @@ def _check(value: Any, check_depth: bool, check_strings: bool) -> None:
             stack.extend((child, depth + 1) for child in item)
         elif check_strings and isinstance(item, str) and _has_surrogate(item):
             raise JsonDecodeError("lone surrogate in a string")
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and arrays deep `value` nests (a scalar is 0, `{"a": []}` is 2)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_content_depth(content: Any) -> None:
+    """Raise 400 M_BAD_JSON for content nested deeper than `MAX_CONTENT_DEPTH`."""
+    if nesting_depth(content) > MAX_CONTENT_DEPTH:
+        raise MatrixError(400, Codes.BAD_JSON,
+                          f"Content nested deeper than {MAX_CONTENT_DEPTH} levels")
 
 
 def decode_json(raw: bytes | str) -> Any:

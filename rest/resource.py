@@ -16,6 +16,9 @@ from rest.http import HttpRequest, HttpResponse, Router, json_response, request_
 
 logger = logging.getLogger(__name__)
 
+#: sent instead of Twisted's `TwistedWeb/<version>`: no version for scanners to match
+SERVER_HEADER = b"Axon"
+
 
 class LimitedRequest(server.Request):
     """A request that stops buffering its body once it passes its path's limit."""
@@ -44,6 +47,11 @@ class LimitedRequest(server.Request):
             content.truncate()
             return
         super().handleContentChunk(data)
+
+    def render(self, resrc: resource.IResource) -> None:
+        # Twisted's process() has just set `Server: TwistedWeb/<version>`.
+        self.setHeader(b"Server", SERVER_HEADER)
+        super().render(resrc)
 
 
 class AxonSite(server.Site):

@@ -43,6 +43,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "registration_shared_secret": "shared-secret-for-tests",
     # Generous limits: tests that pin rate limiting override these.
     "rc_message": {"per_second": 1000, "burst_count": 1000},
+    "rc_joins": {"per_second": 1000, "burst_count": 1000},
+    "rc_joins_per_room": {"per_second": 1000, "burst_count": 1000},
+    "rc_invites": {"per_second": 1000, "burst_count": 1000},
+    "rc_room_creation": {"per_second": 1000, "burst_count": 1000},
     "rc_registration": {"per_second": 1000, "burst_count": 1000},
     "rc_login": {"per_second": 1000, "burst_count": 1000},
     "rc_federation": {"sleep_limit": 1000, "reject_limit": 1000, "concurrent": 1000},

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+from unittest import mock
+
+import bcrypt
+
 from tests.harness import HomeserverTestCase, override_config
 
 
@@ -52,6 +57,26 @@ class LoginTestCase(HomeserverTestCase):
         for content, errcode in cases:
             channel = self.make_request("POST", "/_matrix/client/v3/login", content)
             self.assert_error(channel, 400, errcode)
+
+    def test_unknown_and_deactivated_users_cost_a_bcrypt_check(self) -> None:
+        """Unknown and deactivated accounts run one bcrypt check at the real accounts'
+        cost, as a wrong password does, so login time does not tell who exists."""
+        alice = self.register_user("alice", "secret-pw")
+        gone = self.register_user("gone", "secret-pw")
+        self.get_success(self.hs.get_account_handler().deactivate(gone))
+        real_hash = self.get_success(self.hs.get_datastores().users.get_user(alice)).password_hash
+        cost = real_hash.split("$")[2]
+        for user, errcode in (("alice", "M_FORBIDDEN"), ("nobody", "M_FORBIDDEN"),
+                              ("gone", "M_USER_DEACTIVATED")):
+            with self.subTest(user=user), \
+                    mock.patch.object(bcrypt, "checkpw", wraps=bcrypt.checkpw) as checkpw:
+                channel = self.make_request("POST", "/_matrix/client/v3/login", {
+                    "type": "m.login.password", "password": "wrong-pw",
+                    "identifier": {"type": "m.id.user", "user": user}})
+                self.assert_error(channel, 403, errcode)
+                self.assertEqual(checkpw.call_count, 1)
+                hashed: Any = checkpw.call_args.args[1]
+                self.assertEqual(hashed.split(b"$")[2].decode(), cost)
 
     @override_config({"rc_login": {"address": {"per_second": 0.1, "burst_count": 2}}})
     def test_login_rate_limited_by_address(self) -> None:

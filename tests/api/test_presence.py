@@ -99,18 +99,26 @@ class PresenceTestCase(RoomHelpers, HomeserverTestCase):
         self.assert_error(channel, 401, "M_MISSING_TOKEN")
 
     def test_get_visibility(self) -> None:
-        """GET works for room-mates and oneself; 403 without a shared room, 404 unknown."""
+        """GET works for room-mates and oneself; 403 without a shared room."""
         self.put(self.alice, {"presence": "online"})
         self.assertEqual(self.get(self.alice, self.bob_token).json_body["presence"], "online")
         self.assertEqual(self.get(self.carol, self.carol_token).code, 200)
         self.assert_error(self.get(self.alice, self.carol_token), 403, "M_FORBIDDEN")
-        self.assert_error(self.get("@nobody:test"), 404, "M_NOT_FOUND")
-        self.assert_error(self.get("@someone:elsewhere.org"), 404, "M_NOT_FOUND")
         # An invite is not enough; a join is.
         self.invite(self.alice, self.room_id, self.carol)
         self.assert_error(self.get(self.alice, self.carol_token), 403, "M_FORBIDDEN")
         self.join(self.carol, self.room_id)
         self.assertEqual(self.get(self.alice, self.carol_token).code, 200)
+
+    def test_unknown_users_look_like_strangers(self) -> None:
+        """An unknown user, local or remote, gets the very answer of a real user sharing
+        no room (403, same body), so presence does not tell who has an account."""
+        stranger = self.get(self.alice, self.carol_token)
+        self.assert_error(stranger, 403, "M_FORBIDDEN")
+        for user_id in ("@nobody:test", "@someone:elsewhere.org"):
+            channel = self.get(user_id, self.carol_token)
+            self.assertEqual((channel.code, channel.json_body),
+                             (stranger.code, stranger.json_body))
 
     # -- /sync stream --
 

@@ -1,9 +1,9 @@
 """Make a generated homeserver.yaml fit for benchmarking; prints its shared secret.
 
-`python -m tests.bench.prepare_config DIR/homeserver.yaml` raises `rc_message`,
-`rc_registration` and every `rc_login` bucket to 100,000/s (burst 100,000) and sets
-`bcrypt_rounds: 4`, so the load generator measures the server, not its rate limiter or
-password hashing. The file is rewritten without its comments. Never use this on a server
+`python -m tests.bench.prepare_config DIR/homeserver.yaml` raises every client `rc_`
+limiter (messages, registration, login, joins, invites, room creation) to 100,000/s
+(burst 100,000) and sets `bcrypt_rounds: 4`, so the load generator measures the server,
+not its rate limiter or password hashing. The file is rewritten without its comments. Never use this on a server
 that faces the internet.
 """
 
@@ -24,6 +24,10 @@ def prepare(path: str) -> str:
     config["rc_message"] = dict(_UNLIMITED)
     config["rc_registration"] = dict(_UNLIMITED)
     config["rc_login"] = {k: dict(_UNLIMITED) for k in ("address", "account", "failed_attempts")}
+    config["rc_joins"] = {k: dict(_UNLIMITED) for k in ("local", "remote")}
+    config["rc_invites"] = {k: dict(_UNLIMITED) for k in ("per_room", "per_user", "per_issuer")}
+    config["rc_joins_per_room"] = dict(_UNLIMITED)
+    config["rc_room_creation"] = dict(_UNLIMITED)
     config["bcrypt_rounds"] = 4
     with open(path, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)

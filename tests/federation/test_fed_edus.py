@@ -133,9 +133,10 @@ class PresenceEduTests(EduTestCase):
         self.assertEqual(channel.json_body["presence"], "online")
         self.assert_error(self.make_request("GET", path, access_token=self.bob_token),
                           403, "M_FORBIDDEN")
+        # An unknown remote user looks like a stranger (no account-existence leak).
         self.assert_error(self.make_request("GET", f"{CLIENT}/presence/@x:remote.test/status",
                                             access_token=self.alice_token),
-                          404, "M_NOT_FOUND")
+                          403, "M_FORBIDDEN")
 
     def test_remote_user_times_out_after_30_minutes_only(self) -> None:
         self.send_edus([{"edu_type": "m.presence", "content": {"push": [

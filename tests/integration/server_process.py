@@ -64,10 +64,10 @@ class ServerProcess:
         with open(self.config_path) as f:
             config = yaml.safe_load(f)
         self.shared_secret = config["registration_shared_secret"]
-        config.update({"bcrypt_rounds": 4,
-                       "rc_login": {"per_second": 1000, "burst_count": 1000},
-                       "rc_registration": {"per_second": 1000, "burst_count": 1000},
-                       "rc_message": {"per_second": 1000, "burst_count": 1000}})
+        lots = {"per_second": 1000, "burst_count": 1000}
+        config.update({"bcrypt_rounds": 4, "rc_login": lots, "rc_registration": lots,
+                       "rc_message": lots, "rc_joins": lots, "rc_joins_per_room": lots,
+                       "rc_invites": lots, "rc_room_creation": lots})
         config.update(config_overrides or {})
         self.write_config(config)
         self.proc: subprocess.Popen[str] | None = None

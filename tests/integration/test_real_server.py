@@ -72,6 +72,13 @@ class RealServerTests:
             "type": "m.login.password", "password": "wrong",
             "identifier": {"type": "m.id.user", "user": "alice"}}), 403, "M_FORBIDDEN")
 
+    def test_server_header_names_no_version(self) -> None:
+        """Responses say `Server: Axon`: neither Twisted nor any version number."""
+        for method, path in (("GET", "/_matrix/client/versions"), ("GET", "/nope"),
+                             ("POST", LOGIN)):
+            _, headers, _ = self.server.request(method, path)
+            self.assertEqual(headers.get("Server"), "Axon")  # type: ignore[attr-defined]
+
     def test_cors_preflight(self) -> None:
         """OPTIONS answers 200 with CORS headers."""
         status, headers, _ = self.server.request("OPTIONS", LOGIN)

@@ -26,6 +26,8 @@ class TlsListenerTestCase(unittest.TestCase):
             ctx.verify_mode = ssl.CERT_NONE
             with urllib.request.urlopen(url, context=ctx, timeout=10) as resp:
                 body = json.load(resp)
+                # No software version on the federation listener either.
+                self.assertEqual(resp.headers.get("Server"), "Axon")
             self.assertEqual(body["server_name"], "tls.test")
             with ssl.create_connection(("127.0.0.1", server.federation_port)) as sock, \
                     ctx.wrap_socket(sock) as tls:

@@ -78,6 +78,49 @@ class ConfigTestCase(unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, "rc_login.bogus"):
             parse(rc_login={"bogus": {}})
 
+    def test_client_rate_limit_defaults_are_synapses(self) -> None:
+        """Without rc_ keys every client limiter gets Synapse's default bucket."""
+        config = parse()
+        got = {
+            "rc_message": config.rc_message,
+            "rc_registration": config.rc_registration,
+            "rc_login.address": config.rc_login.address,
+            "rc_login.account": config.rc_login.account,
+            "rc_login.failed_attempts": config.rc_login.failed_attempts,
+            "rc_joins.local": config.rc_joins.local,
+            "rc_joins.remote": config.rc_joins.remote,
+            "rc_joins_per_room": config.rc_joins_per_room,
+            "rc_invites.per_room": config.rc_invites.per_room,
+            "rc_invites.per_user": config.rc_invites.per_user,
+            "rc_invites.per_issuer": config.rc_invites.per_issuer,
+            "rc_room_creation": config.rc_room_creation,
+        }
+        expected = {
+            "rc_message": (0.2, 10), "rc_registration": (0.17, 3),
+            "rc_login.address": (0.003, 5), "rc_login.account": (0.003, 5),
+            "rc_login.failed_attempts": (0.17, 3),
+            "rc_joins.local": (0.1, 10), "rc_joins.remote": (0.01, 10),
+            "rc_joins_per_room": (1, 10),
+            "rc_invites.per_room": (0.3, 10), "rc_invites.per_user": (0.003, 5),
+            "rc_invites.per_issuer": (0.3, 10), "rc_room_creation": (0.016, 10),
+        }
+        self.assertEqual({k: (v.per_second, v.burst_count) for k, v in got.items()}, expected)
+
+    def test_rc_joins_and_invites_nested(self) -> None:
+        """rc_joins and rc_invites take Synapse's nested buckets; a missing one keeps its
+        default and an unknown one stops startup."""
+        config = parse(rc_joins={"remote": {"per_second": 2}},
+                       rc_invites={"per_user": {"burst_count": 7}})
+        self.assertEqual(config.rc_joins.remote.per_second, 2)
+        self.assertEqual(config.rc_joins.remote.burst_count, 10)
+        self.assertEqual(config.rc_joins.local.per_second, 0.1)
+        self.assertEqual(config.rc_invites.per_user.burst_count, 7)
+        self.assertEqual(config.rc_invites.per_room.per_second, 0.3)
+        with self.assertRaisesRegex(ConfigError, "rc_invites.per_server"):
+            parse(rc_invites={"per_server": {}})
+        with self.assertRaisesRegex(ConfigError, "rc_joins.local.per_second"):
+            parse(rc_joins={"local": {"per_second": "fast"}})
+
     def test_sizes_and_durations(self) -> None:
         """Sizes and durations use Synapse's suffixes; plain integers are bytes / ms."""
         self.assertEqual(parse_size("k", "50M"), 50 * 1024 * 1024)
