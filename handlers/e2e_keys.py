@@ -168,6 +168,8 @@ class E2eKeysHandler:
         for user_id, devices in device_keys.items():
             if self._is_mine_id(user_id):
                 continue
+            if await self._answer_from_cache(result, user_id, devices):
+                continue
             try:
                 remote[UserID.parse(user_id).domain][user_id] = devices
             except MatrixError:
@@ -190,6 +192,24 @@ class E2eKeysHandler:
                 [defer.ensureDeferred(one(d, u)) for d, u in sorted(remote.items())],
                 consumeErrors=True)
         return result
+
+    async def _answer_from_cache(self, result: KeysQueryResult, user_id: str,
+                                 devices: list[str]) -> bool:
+        """Fill in a remote user from the device-list cache, if we have them cached and
+        they still share a room with one of our users (else the cache may be stale)."""
+        cached = await self._store.get_remote_device_list(user_id)
+        if cached is None or not await self._members.get_local_users_sharing_room_with(
+                user_id):
+            return False
+        wanted = set(devices)
+        result.device_keys[user_id] = {
+            d.device_id: device_keys_json(d, []) for d in cached.devices
+            if d.keys is not None and (not wanted or d.device_id in wanted)}
+        if cached.master_key is not None:
+            result.master_keys[user_id] = cached.master_key
+        if cached.self_signing_key is not None:
+            result.self_signing_keys[user_id] = cached.self_signing_key
+        return True
 
     async def query_local_keys(self, device_keys: Mapping[str, list[str]],
                                requester_id: str | None) -> KeysQueryResult:
