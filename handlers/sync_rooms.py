@@ -339,7 +339,9 @@ class RoomSyncBuilder:
             return [{k: e.get(k) for k in ("type", "state_key", "sender", "content")}
                     for e in remote_state if isinstance(e, Mapping)] + [_strip(member)]
         current = await self._state.get_current_state_ids(room_id)
-        ids = [v for (t, k), v in current.items() if t in STRIPPED_STATE_TYPES and k == ""]
+        # With the inviter's own membership, as Synapse (MSC4319).
+        ids = [v for (t, k), v in current.items() if (t in STRIPPED_STATE_TYPES and k == "")
+               or (t == "m.room.member" and k == member.sender != member.state_key)]
         events = await self._events.get_events(ids)
         stripped = [_strip(events[e]) for e in ids if e in events]
         stripped.append(_strip(member))
