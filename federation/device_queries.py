@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from handlers.device_lists import CROSS_SIGNING_DEVICE
 from handlers.e2e_keys import device_keys_json
 from homeserver.errors import Codes, MatrixError
 from homeserver.identifiers import UserID
@@ -45,7 +46,10 @@ class FederationDeviceQueryHandler:
             raise MatrixError(400, Codes.INVALID_PARAM, "User is not hosted on this server")
         if await self._users.get_user(user_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown user")
-        stream_id = await self._device_lists.get_last_position_for_user(user_id)
+        # The position of the last m.device_list_update sent (cross-signing changes go
+        # as m.signing_key_update): the prev_id of the next one.
+        stream_id = await self._device_lists.get_last_position_for_user(
+            user_id, exclude_device=CROSS_SIGNING_DEVICE)
         signatures = await self._e2e.get_signatures_for_users([user_id])
         devices = []
         for device in (await self._e2e.get_devices_with_keys([user_id]))[user_id]:

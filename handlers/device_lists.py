@@ -102,12 +102,22 @@ class DeviceListHandler:
         """
         if not device_ids:
             return None
-        prev = await self._store.get_last_position_for_user(user_id)
-        position = await self._store.add_device_changes(user_id, device_ids)
+        if not self._is_mine_id(user_id):
+            position = await self._store.add_device_changes(user_id, device_ids)
+        else:
+            # One position per device: a receiver (Synapse) ignores an update whose
+            # stream_id it has seen, and expects prev_id to be the last one it saw.
+            chain: list[tuple[str, int, int]] = []
+            prev = await self._store.get_last_position_for_user(
+                user_id, exclude_device=CROSS_SIGNING_DEVICE)
+            for device_id in sorted(set(device_ids)):
+                position = await self._store.add_device_changes(user_id, [device_id])
+                chain.append((device_id, position, prev))
+                prev = position
         users = await self._local_users_sharing_rooms_with(user_id)
         self._notifier.on_new_event("device_list", position, users=users)
         if self._is_mine_id(user_id):
-            await self._federate(user_id, device_ids, position, prev)
+            await self._federate(user_id, chain)
         return position
 
     async def notify_cross_signing_change(self, user_id: str) -> int:
@@ -140,11 +150,11 @@ class DeviceListHandler:
             destinations |= await sender.destinations_for_room(room.room_id)
         return destinations
 
-    async def _federate(self, user_id: str, device_ids: Collection[str],
-                        position: int, prev: int) -> None:
-        """Send one `m.device_list_update` per changed device to the servers sharing a
-        joined room with the user: its keys, or `deleted` for a deleted device, and the
-        user's previous position as `prev_id` so that a receiver sees a gap."""
+    async def _federate(self, user_id: str, chain: list[tuple[str, int, int]]) -> None:
+        """Send one `m.device_list_update` per (device, position, previous position) to
+        the servers sharing a joined room with the user: its keys, or `deleted` for a
+        deleted device, and the previous position as `prev_id` so that a receiver that
+        missed one sees the gap."""
         destinations = await self._destinations_for(user_id)
         if not destinations:
             return
@@ -152,7 +162,7 @@ class DeviceListHandler:
                    (await self._e2e.get_devices_with_keys([user_id]))[user_id]}
         signatures = await self._e2e.get_signatures_for_users([user_id])
         sender = self._get_federation_sender()
-        for device_id in sorted(set(device_ids)):
+        for device_id, position, prev in chain:
             device = devices.get(device_id)
             content: dict[str, Any] = {"user_id": user_id, "device_id": device_id,
                                        "stream_id": position,

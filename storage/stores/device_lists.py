@@ -55,12 +55,15 @@ class DeviceListStore:
             await self.db.run_interaction("add_device_changes", _txn, stream_id)
         return stream_id
 
-    async def get_last_position_for_user(self, user_id: str) -> int:
-        """The position of the user's newest device-list change (0 if none): the
-        `stream_id` of `GET /_matrix/federation/v1/user/devices/{userId}`."""
+    async def get_last_position_for_user(self, user_id: str,
+                                         exclude_device: str | None = None) -> int:
+        """The position of the user's newest device-list change (0 if none), leaving out
+        the rows of `exclude_device`: the `stream_id` of
+        `GET /_matrix/federation/v1/user/devices/{userId}`."""
         rows = await self.db.execute(
             "get_device_list_last_position_for_user",
-            "SELECT MAX(stream_id) FROM device_lists_stream WHERE user_id = ?", user_id)
+            "SELECT MAX(stream_id) FROM device_lists_stream WHERE user_id = ?"
+            " AND device_id != ?", user_id, exclude_device or "")
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     async def prune_superseded_changes(self) -> int:

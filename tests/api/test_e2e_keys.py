@@ -252,3 +252,37 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
 
     def sync_field(self, field: str) -> Any:
         return self.sync(self.alice_token)[field]
+
+
+class DeviceListPruneTestCase(RoomHelpers, HomeserverTestCase):
+    def prepare(self, reactor: Any, hs: Any) -> None:
+        self.alice = self.register_user("alice")
+        self.alice_token = self.login("alice", device_id="ALICE1")
+        self.bob = self.register_user("bob")
+        self.bob_token = self.login("bob", device_id="BOB1")
+        room = self.create_room(self.alice_token, {"preset": "public_chat"})
+        self.join(self.bob, room)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.get_success(self.hs.get_datastores().db.execute(
+            "rows", "SELECT user_id, device_id FROM device_lists_stream"))
+        return rows
+
+    def test_prune_keeps_newest_row_per_device(self) -> None:
+        """Superseded rows go; each device keeps its newest, so "changed since" answers
+        and the stream position are unchanged."""
+        handler = self.hs.get_device_list_handler()
+        old = (handler.get_current_key(),
+               self.hs.get_datastores().events.get_room_max_stream_ordering())
+        for name in ("a", "b", "c"):
+            self.make_request("PUT", f"{CLIENT}/devices/ALICE1", {"display_name": name},
+                              access_token=self.alice_token)
+        position = handler.get_current_key()
+        self.assertEqual(self.rows().count((self.alice, "ALICE1")), 4)
+        self.get_success(handler.prune())
+        self.assertEqual(self.rows().count((self.alice, "ALICE1")), 1)
+        self.assertEqual(self.rows().count((self.bob, "BOB1")), 1)
+        self.assertEqual(handler.get_current_key(), position)
+        changed, _ = self.get_success(handler.get_changes_for_sync(
+            self.bob, old[0], old[1], position, old[1]))
+        self.assertEqual(changed, [self.alice])

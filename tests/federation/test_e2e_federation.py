@@ -146,6 +146,28 @@ class OutboundEduTests(E2eFederationTestCase):
         self.assertNotIn("keys", last)
 
 
+    def test_several_devices_get_chained_positions(self) -> None:
+        """Devices changed together get one position each, each EDU's prev_id the one
+        before, the first the position /user/devices reported."""
+        self.login("alice", device_id="D2")
+        self.login("alice", device_id="D3")
+        before = self.fed("GET", f"/user/devices/{self.alice}").json_body["stream_id"]
+        self.setup_cross_signing(self.alice, self.alice_token)  # not in the chain
+        self.pump()
+        self.client.sent.clear()
+        self.get_success(self.hs.get_device_handler().delete_devices(
+            self.alice, ["D2", "D3"]))
+        self.pump()
+        chain = [(e["device_id"], e["stream_id"], e["prev_id"])
+                 for e in self.edus("m.device_list_update")]
+        self.assertEqual([c[0] for c in chain], ["D2", "D3"])
+        self.assertEqual(chain[0][2], [before])
+        self.assertEqual(chain[1][2], [chain[0][1]])
+        self.assertGreater(chain[1][1], chain[0][1])
+        after = self.fed("GET", f"/user/devices/{self.alice}").json_body["stream_id"]
+        self.assertEqual(after, chain[1][1])
+
+
 class RemoteCacheTests(E2eFederationTestCase):
     def rita_devices(self, stream_id: int, *device_ids: str) -> dict[str, Any]:
         return {"user_id": self.rita, "stream_id": stream_id, "devices": [
