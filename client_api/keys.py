@@ -48,7 +48,7 @@ class DeviceKeysBody(RequestBody):
 
 class SignedKeyBody(RequestBody):
     key: KeyText
-    signatures: Signatures | None = None
+    signatures: Signatures
     fallback: bool | None = None
 
 

@@ -91,3 +91,6 @@ class E2eHelpers(_Base):
         self.assertEqual(channel.code, 200, channel.result)
         return {"master": (master, master_key), "self_signing": (ssk, ssk_key),
                 "user_signing": (usk, usk_key)}
+
+#: a placeholder signature for one-time keys (the server does not check those)
+SIG = {"@someone:test": {"ed25519:DEV": "c2ln"}}

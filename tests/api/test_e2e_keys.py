@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.e2e_keys import MAX_ONE_TIME_KEYS
-from tests.api.e2e_helpers import CLIENT, E2eHelpers, device_keys, sign
+from tests.api.e2e_helpers import CLIENT, SIG, E2eHelpers, device_keys, sign
 from tests.api.room_helpers import RoomHelpers
 from tests.harness import HomeserverTestCase
 
@@ -111,7 +111,7 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
         self.assertEqual(self.upload_ok(self.alice_token,
                                         {"one_time_keys": {"curve25519:U1": "plain"}}),
                          {"signed_curve25519": 3, "curve25519": 1})
-        clash = {"signed_curve25519:K0": {"key": "other"}, "signed_curve25519:K9": "x"}
+        clash = {"signed_curve25519:K0": {"signatures": SIG, "key": "other"}, "signed_curve25519:K9": "x"}
         self.assert_error(self.upload(self.alice_token, {"one_time_keys": clash}),
                           400, "M_INVALID_PARAM")
         self.assertEqual(self.upload_ok(self.alice_token, {}),
@@ -142,15 +142,15 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
         """A claim takes a one-time key (gone afterwards), then the fallback key, which
         stays claimable and is reported used in /sync."""
         self.upload_ok(self.alice_token, {
-            "one_time_keys": {"signed_curve25519:OTK1": {"key": "one"}},
-            "fallback_keys": {"signed_curve25519:FB1": {"key": "fb", "fallback": True}}})
+            "one_time_keys": {"signed_curve25519:OTK1": {"signatures": SIG, "key": "one"}},
+            "fallback_keys": {"signed_curve25519:FB1": {"signatures": SIG, "key": "fb", "fallback": True}}})
         self.assertEqual(self.sync_field("device_unused_fallback_key_types"),
                          ["signed_curve25519"])
         want = {self.alice: {"ALICE1": "signed_curve25519"}}
         self.assertEqual(self.claim(self.bob_token, want)["one_time_keys"],
-                         {self.alice: {"ALICE1": {"signed_curve25519:OTK1": {"key": "one"}}}})
+                         {self.alice: {"ALICE1": {"signed_curve25519:OTK1": {"signatures": SIG, "key": "one"}}}})
         fallback = {self.alice: {"ALICE1": {"signed_curve25519:FB1": {
-            "key": "fb", "fallback": True}}}}
+            "signatures": SIG, "key": "fb", "fallback": True}}}}
         self.assertEqual(self.claim(self.bob_token, want)["one_time_keys"], fallback)
         self.assertEqual(self.claim(self.bob_token, want)["one_time_keys"], fallback)
         self.assertEqual(self.sync_field("device_unused_fallback_key_types"), [])
@@ -160,12 +160,12 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
     def test_unstable_fallback_name_and_reupload(self) -> None:
         """`org.matrix.msc2732.fallback_keys` is accepted; a new fallback key is unused."""
         self.upload_ok(self.alice_token, {"org.matrix.msc2732.fallback_keys": {
-            "signed_curve25519:F1": {"key": "a", "fallback": True}}})
+            "signed_curve25519:F1": {"signatures": SIG, "key": "a", "fallback": True}}})
         self.claim(self.bob_token, {self.alice: {"ALICE1": "signed_curve25519"}})
         self.assertEqual(
             self.sync_field("org.matrix.msc2732.device_unused_fallback_key_types"), [])
         self.upload_ok(self.alice_token, {"fallback_keys": {
-            "signed_curve25519:F2": {"key": "b", "fallback": True}}})
+            "signed_curve25519:F2": {"signatures": SIG, "key": "b", "fallback": True}}})
         self.assertEqual(self.sync_field("device_unused_fallback_key_types"),
                          ["signed_curve25519"])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.client import FederationRequestError
-from tests.api.e2e_helpers import E2eHelpers, device_keys, public_key
+from tests.api.e2e_helpers import SIG, E2eHelpers, device_keys, public_key
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.federation.fed_helpers import RemoteServer, join_remote_user, signed_request
 from tests.federation.test_sender import FakeFederationClient
@@ -93,13 +93,13 @@ class ServingKeysTests(E2eFederationTestCase):
     def test_keys_claim(self) -> None:
         """A claim hands out a one-time key, then the fallback key."""
         self.upload_ok(self.alice_token, {
-            "one_time_keys": {"signed_curve25519:A": {"key": "a"}},
-            "fallback_keys": {"signed_curve25519:F": {"key": "f", "fallback": True}}})
+            "one_time_keys": {"signed_curve25519:A": {"signatures": SIG, "key": "a"}},
+            "fallback_keys": {"signed_curve25519:F": {"signatures": SIG, "key": "f", "fallback": True}}})
         query = {"one_time_keys": {self.alice: {"ALICE1": "signed_curve25519"},
                                    self.rita: {"X": "signed_curve25519"}}}
         first = self.fed("POST", "/user/keys/claim", query).json_body
         self.assertEqual(first, {"one_time_keys": {self.alice: {"ALICE1": {
-            "signed_curve25519:A": {"key": "a"}}}}})
+            "signed_curve25519:A": {"signatures": SIG, "key": "a"}}}}})
         second = self.fed("POST", "/user/keys/claim", query).json_body
         self.assertEqual(list(second["one_time_keys"][self.alice]["ALICE1"]),
                          ["signed_curve25519:F"])
@@ -249,11 +249,11 @@ class RemoteClientQueryTests(E2eFederationTestCase):
         self.assertIn(self.rita, body["master_keys"])
         self.assertEqual(list(body["failures"]), ["down.test"])
         self.client.answers[("remote.test", f"{FED}/user/keys/claim")] = {
-            "one_time_keys": {self.rita: {"R1": {"signed_curve25519:A": {"key": "a"}}}}}
+            "one_time_keys": {self.rita: {"R1": {"signed_curve25519:A": {"signatures": SIG, "key": "a"}}}}}
         channel = self.make_request("POST", f"{CLIENT}/keys/claim", {"one_time_keys": {
             self.rita: {"R1": "signed_curve25519"}}}, access_token=self.alice_token)
         self.assertEqual(channel.json_body, {"one_time_keys": {self.rita: {"R1": {
-            "signed_curve25519:A": {"key": "a"}}}}, "failures": {}})
+            "signed_curve25519:A": {"signatures": SIG, "key": "a"}}}}, "failures": {}})
         posted = [c for c in self.client.calls if c[0] == "POST"]
         self.assertEqual(posted[-1][3], {"one_time_keys": {
             self.rita: {"R1": "signed_curve25519"}}})
