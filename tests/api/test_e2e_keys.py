@@ -99,6 +99,13 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
                      {"fallback_keys": []}):
             self.assert_error(self.upload(self.alice_token, body), 400, "M_BAD_JSON")
 
+    def test_oversized_upload_is_refused(self) -> None:
+        """More than 1,000 one-time keys in one request is 400, nothing stored."""
+        keys = {f"signed_curve25519:K{i}": "x" for i in range(1001)}
+        self.assert_error(self.upload(self.alice_token, {"one_time_keys": keys}),
+                          400, "M_BAD_JSON")
+        self.assertEqual(self.upload_ok(self.alice_token, {}), {"signed_curve25519": 0})
+
     def test_one_time_key_counts_and_conflicts(self) -> None:
         """Counts per algorithm; a retried key is fine, a reused ID with another key is
         400 and stores nothing of that upload."""

@@ -104,6 +104,12 @@ class ServingKeysTests(E2eFederationTestCase):
         self.assertEqual(list(second["one_time_keys"][self.alice]["ALICE1"]),
                          ["signed_curve25519:F"])
 
+    def test_oversized_query_is_refused(self) -> None:
+        """A federation key query for more than 1,000 users is 400."""
+        users = {f"@u{i}:test": [] for i in range(1001)}
+        self.assert_error(self.fed("POST", "/user/keys/query", {"device_keys": users}),
+                          400, "M_BAD_JSON")
+
     def test_user_devices_with_keys(self) -> None:
         """`/user/devices` lists keys and the master and self-signing keys."""
         self.upload_ok(self.alice_token, {"device_keys": self.alice_keys})
