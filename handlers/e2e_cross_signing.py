@@ -93,9 +93,15 @@ class CrossSigningHandler:
                     failures.setdefault(target_user, {})[key_id] = failure(
                         e.code, e.msg, e.errcode)
         await self._store.add_signatures(rows)
-        if rows:
-            # A signature of another user's master key shows in the signer's own key
-            # query: it is announced as a change of the signer.
+        # A newly signed device of one's own goes out as a device update (its keys now
+        # carry the signature); a signed master key, one's own or another user's, as a
+        # cross-signing change of the signer (it shows in the signer's key query).
+        devices = await self._store.get_devices_with_keys([user_id])
+        own_devices = {d.device_id for d in devices[user_id]}
+        signed_devices = {r.target_key_id for r in rows
+                          if r.target_user_id == user_id and r.target_key_id in own_devices}
+        await self._device_lists.notify_device_change(user_id, signed_devices)
+        if any(r.target_key_id not in signed_devices for r in rows):
             await self._device_lists.notify_cross_signing_change(user_id)
         return failures
 

@@ -142,6 +142,26 @@ class OutboundEduTests(E2eFederationTestCase):
         self.assertEqual(edu, {"user_id": self.alice, "master_key": keys["master"][0],
                                "self_signing_key": keys["self_signing"][0]})
 
+    def test_signed_device_goes_out_with_the_signature(self) -> None:
+        """Signing one's device with the self-signing key sends the device's keys again,
+        now carrying that signature."""
+        from tests.api.e2e_helpers import sign
+
+        self.upload_ok(self.alice_token, {"device_keys": self.alice_keys})
+        keys = self.setup_cross_signing(self.alice, self.alice_token)
+        self.pump()
+        self.client.sent.clear()
+        signed = sign(self.alice_keys, self.alice, keys["self_signing"][1])
+        channel = self.make_request("POST", f"{CLIENT}/keys/signatures/upload",
+                                    {self.alice: {"ALICE1": signed}},
+                                    access_token=self.alice_token)
+        self.assertEqual(channel.json_body, {"failures": {}})
+        self.pump()
+        (edu,) = self.edus("m.device_list_update")
+        ssk_id = f"ed25519:{public_key(keys['self_signing'][1])}"
+        self.assertIn(ssk_id, edu["keys"]["signatures"][self.alice])
+        self.assertEqual(self.edus("m.signing_key_update"), [])
+
     def test_device_deletion_sends_deleted(self) -> None:
         """Deleting a device sends `deleted: true`."""
         self.upload_ok(self.alice_token, {"device_keys": self.alice_keys})
