@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from twisted.internet import defer
 
-from handlers.e2e_signing import merge_signatures, verify_key_signature
+from handlers.e2e_signing import merge_signatures, signed_part, verify_key_signature
 from homeserver.errors import BadRequestError, Codes, MatrixError
 from homeserver.identifiers import UserID
 from homeserver.stream_token import StreamToken
@@ -140,7 +140,9 @@ class E2eKeysHandler:
         if not verify_key_signature(keys, user_id, key_id, public):
             raise BadRequestError("Device keys are not signed by the device's own key",
                                   Codes.INVALID_SIGNATURE)
-        written = await self._store.set_device_keys(user_id, device_id, keys, now)
+        # The same keys with other signatures (or `unsigned`) are the same keys.
+        written = await self._store.set_device_keys(
+            user_id, device_id, keys, now, lambda a, b: signed_part(a) == signed_part(b))
         if written is KeyWrite.CONFLICT:
             raise BadRequestError(
                 "This device already has different keys; log in as a new device")
@@ -312,10 +314,6 @@ class E2eKeysHandler:
             raise BadRequestError("Invalid from or to token") from None
         return await self._device_lists.get_changes_for_sync(
             user_id, since.device_list, since.room, until.device_list, until.room)
-
-    async def delete_device_keys(self, user_id: str, device_ids: list[str]) -> None:
-        """A device was deleted: its keys go with it (the caller announces the change)."""
-        await self._store.delete_device_keys(user_id, device_ids)
 
 
 def _merge_remote_query(result: KeysQueryResult, asked: Mapping[str, list[str]],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -84,8 +84,11 @@ class E2eKeysStore:
     # -- device keys --
 
     async def set_device_keys(self, user_id: str, device_id: str, keys: Mapping[str, Any],
-                              now: int) -> KeyWrite:
-        """Store the device's keys unless it already has different ones (CONFLICT)."""
+                              now: int,
+                              same: Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+                              ) -> KeyWrite:
+        """Store the device's keys unless it already has some: UNCHANGED if `same(stored,
+        new)`, else CONFLICT (nothing is replaced)."""
         new_json = _dump(keys)
 
         def _txn(txn: Transaction) -> KeyWrite:
@@ -93,7 +96,8 @@ class E2eKeysStore:
                 "SELECT key_json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?",
                 (user_id, device_id))
             if row is not None:
-                return KeyWrite.UNCHANGED if row[0] == new_json else KeyWrite.CONFLICT
+                return KeyWrite.UNCHANGED if same(json.loads(row[0]), keys) \
+                    else KeyWrite.CONFLICT
             txn.insert("e2e_device_keys", {"user_id": user_id, "device_id": device_id,
                                            "key_json": new_json, "ts_added_ms": now})
             return KeyWrite.STORED

@@ -51,10 +51,13 @@ class E2eKeysTestCase(E2eHelpers, RoomHelpers, HomeserverTestCase):
                              ["device_keys"][self.alice]), {"ALICE2"})
 
     def test_identical_reupload_is_fine_different_is_refused(self) -> None:
-        """Re-uploading the same device keys succeeds; different keys get 400 and the
-        stored keys stay."""
+        """Re-uploading the same device keys (also with other signatures) succeeds;
+        different keys get 400 and the stored keys stay."""
         self.upload_ok(self.alice_token, {"device_keys": self.alice_keys})
         self.upload_ok(self.alice_token, {"device_keys": self.alice_keys})
+        _, extra_key = device_keys(self.alice, "OTHER")
+        self.upload_ok(self.alice_token, {"device_keys": sign(self.alice_keys, "@x:test",
+                                                              extra_key)})
         other, _ = device_keys(self.alice, "ALICE1")
         self.assert_error(self.upload(self.alice_token, {"device_keys": other}),
                           400, "M_INVALID_PARAM")
