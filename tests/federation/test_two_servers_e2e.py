@@ -3,10 +3,11 @@ keys of a user on B (and back), and B's device-list change reaches A's /sync."""
 
 from __future__ import annotations
 
+import time
 import unittest
 from typing import TYPE_CHECKING, Any
 
-from tests.api.e2e_helpers import SIG, device_keys
+from tests.api.e2e_helpers import SIG, cross_signing_key, device_keys, sign
 from tests.integration.federation_pair import Client, federating_server, q
 
 if TYPE_CHECKING:
@@ -83,6 +84,23 @@ class TwoServerKeyScenarios(_Base):
         counts = self.alice.ok("POST", "/keys/upload", {})["one_time_key_counts"]
         self.assertEqual(counts["signed_curve25519"], 1)
 
+    def test_cross_signing_keys_across(self) -> None:
+        """Each side's master key is served to the other (directly, or from the cache
+        once the m.signing_key_update arrived)."""
+        masters = {self.alice.user_id: upload_cross_signing(self.alice),
+                   self.bob.user_id: upload_cross_signing(self.bob)}
+        for me, other in ((self.alice, self.bob), (self.bob, self.alice)):
+            deadline = time.monotonic() + 20
+            while True:
+                answer = me.ok("POST", "/keys/query", {"device_keys": {other.user_id: []}})
+                if answer.get("master_keys", {}).get(other.user_id) \
+                        == masters[other.user_id] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(answer["master_keys"][other.user_id], masters[other.user_id],
+                             self.logs())
+            self.assertNotIn(other.user_id, answer.get("user_signing_keys", {}))
+
     def test_device_change_reaches_room_mate(self) -> None:
         """B's user uploads keys for a new device; A's room-mate sees them changed and
         gets the new device from /keys/query."""
@@ -99,6 +117,16 @@ class TwoServerKeyScenarios(_Base):
                             .get("changed", []), timeout=30)
         answer = self.alice.ok("POST", "/keys/query", {"device_keys": {self.bob.user_id: []}})
         self.assertIn(device, answer["device_keys"][self.bob.user_id], self.logs())
+
+
+def upload_cross_signing(client: Client) -> dict[str, Any]:
+    """Upload a master and a self-signing key (the first upload needs no UIA)."""
+    master, master_key = cross_signing_key(client.user_id, "master")
+    ssk, _ = cross_signing_key(client.user_id, "self_signing")
+    ssk = sign(ssk, client.user_id, master_key)
+    client.ok("POST", "/keys/device_signing/upload",
+              {"master_key": master, "self_signing_key": ssk})
+    return master
 
 
 class TwoAxonKeysTestCase(TwoServerKeyScenarios, unittest.TestCase):
