@@ -156,8 +156,12 @@ class E2eKeysHandler:
         counts.setdefault("signed_curve25519", 0)
         return counts
 
-    async def get_unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        return await self._store.get_unused_fallback_key_types(user_id, device_id)
+    async def get_key_counts_for_sync(self, user_id: str, device_id: str
+                                      ) -> tuple[dict[str, int], list[str]]:
+        """(`device_one_time_keys_count`, `device_unused_fallback_key_types`) of /sync."""
+        counts, fallback = await self._store.get_key_counts(user_id, device_id)
+        counts.setdefault("signed_curve25519", 0)
+        return counts, fallback
 
     # POST /_matrix/client/v3/keys/query
     async def query_keys(self, requester_id: str, device_keys: Mapping[str, list[str]],

@@ -131,8 +131,7 @@ class SyncHandler:
         otk_counts: dict[str, int] = {}
         fallback_types: list[str] = []
         if params.device_id is not None:
-            otk_counts = await self._e2e_keys.count_one_time_keys(user_id, params.device_id)
-            fallback_types = await self._e2e_keys.get_unused_fallback_key_types(
+            otk_counts, fallback_types = await self._e2e_keys.get_key_counts_for_sync(
                 user_id, params.device_id)
 
         return {

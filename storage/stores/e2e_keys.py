@@ -210,12 +210,18 @@ class E2eKeysStore:
 
         await self.db.run_interaction("set_e2e_fallback_keys", _txn)
 
-    async def get_unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        rows = await self.db.execute(
-            "get_e2e_unused_fallback_key_types",
-            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ?"
-            " AND used = 0 ORDER BY algorithm", user_id, device_id)
-        return [r[0] for r in rows]
+    async def get_key_counts(self, user_id: str, device_id: str
+                             ) -> tuple[dict[str, int], list[str]]:
+        """What /sync reports about the device's keys, in one transaction: unclaimed
+        one-time keys per algorithm, and the algorithms of its unused fallback keys."""
+
+        def _txn(txn: Transaction) -> tuple[dict[str, int], list[str]]:
+            rows = txn.select_all(
+                "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ?"
+                " AND device_id = ? AND used = 0 ORDER BY algorithm", (user_id, device_id))
+            return _count_txn(txn, user_id, device_id), [r[0] for r in rows]
+
+        return await self.db.run_interaction("get_e2e_key_counts", _txn)
 
     async def claim_keys(self, wanted: Sequence[tuple[str, str, str]]
                          ) -> dict[tuple[str, str, str], tuple[str, dict[str, Any]]]:
