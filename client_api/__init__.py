@@ -38,6 +38,8 @@ SERVLET_MODULES = (
     "federation.transport.membership",
     "client_api.presence",
     "client_api.to_device",
+    "client_api.keys",
+    "client_api.room_keys",
     "client_api.filter",
     "client_api.messages",
     "client_api.account_data",

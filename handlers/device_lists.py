@@ -6,10 +6,16 @@ the devices of every user it shares a room with; the server tells it when one of
 changed devices, started sharing a room with it, or no longer shares any room with it.
 
 Federation: a local user's change goes to every server sharing a joined room with them as
-an `m.device_list_update` EDU per device (with an empty `prev_id`, which makes Synapse
-re-fetch the whole list through `GET /user/devices/{userId}`); a remote user's EDU, from
-their own server, is recorded in the same stream so that local room-mates' /sync lists them
-in `device_lists.changed`.
+an `m.device_list_update` EDU per device, with the device's keys and the user's previous
+position as `prev_id` (a receiver that missed one re-fetches the whole list through
+`GET /user/devices/{userId}`); cross-signing changes go as `m.signing_key_update`. A remote
+user's EDU, from their own server, is recorded in the same stream so that local
+room-mates' /sync lists them in `device_lists.changed`, and updates the remote cache
+(`handlers/remote_device_lists.py`).
+
+Pruning: a row superseded by a newer row for the same (user, device) is deleted (a
+"changed since" question only needs each device's newest row), as are the rows of remote
+users who no longer share a room with a local user.
 """
 
 from __future__ import annotations
@@ -18,6 +24,15 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+import pydantic
+from twisted.internet import defer, task
+
+from handlers.e2e_keys import device_keys_json
+from handlers.remote_device_lists import (
+    DeviceListUpdate,
+    RemoteDeviceListUpdater,
+    SigningKeyUpdate,
+)
 from homeserver.errors import MatrixError
 from homeserver.identifiers import UserID
 
@@ -25,6 +40,11 @@ if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
 logger = logging.getLogger(__name__)
+
+#: the device ID under which a cross-signing change is recorded in the stream
+CROSS_SIGNING_DEVICE = "*cross-signing*"
+#: how often superseded stream rows and stale remote caches are pruned
+PRUNE_INTERVAL_S = 3600
 
 
 class DeviceListHandler:
@@ -34,95 +54,171 @@ class DeviceListHandler:
         self._members = stores.room_members
         self._devices = stores.devices
         self._events = stores.events
+        self._e2e = stores.e2e_keys
+        self._clock = hs.get_clock()
         self._notifier = hs.get_notifier()
         self._is_mine_id = hs.is_mine_id
         # The federation sender is fetched on first use (it is built after us).
         self._get_federation_sender = hs.get_federation_sender
+        self._remote = RemoteDeviceListUpdater(hs)
+        self._prune_loop: task.LoopingCall | None = None
+        # an IDelayedCall (zope interfaces do not type-check as attribute types)
+        self._prune_start: Any = self._clock.call_later(PRUNE_INTERVAL_S, self._start_pruning)
+        hs.add_shutdown_hook(self._stop_pruning)
+
+    def _start_pruning(self) -> None:
+        self._prune_start = None
+        self._prune_loop = self._clock.looping_call(
+            PRUNE_INTERVAL_S, lambda: defer.ensureDeferred(self.prune()))
+
+    def _stop_pruning(self) -> None:
+        if self._prune_start is not None and self._prune_start.active():
+            self._prune_start.cancel()
+        self._prune_start = None
+        if self._prune_loop is not None and self._prune_loop.running:
+            self._prune_loop.stop()
+
+    async def prune(self) -> None:
+        """Bound the stream and the remote cache (see the module docstring)."""
+        try:
+            await self._store.prune_superseded_changes()
+            stale = [u for u in await self._e2e.get_cached_remote_users()
+                     if not await self._members.get_local_users_sharing_room_with(u)]
+            await self._e2e.delete_remote_device_lists(stale)
+            await self._store.delete_changes_for_users(stale)
+        except Exception:  # noqa: BLE001 - a failed run is retried at the next interval
+            logger.exception("Pruning the device-list stream failed")
 
     def get_current_key(self) -> int:
         """The device-list stream position for a new sync token."""
         return self._store.get_current_position()
 
     async def notify_device_change(self, user_id: str, device_ids: Collection[str]) -> int | None:
-        """Record that these devices of a local user were created, deleted or renamed, and
-        wake the user and every local user sharing a joined room with them.
+        """Record that these devices of a local user were created, deleted, renamed or
+        got keys, and wake the user and every local user sharing a joined room with them.
 
         Returns:
             the new stream position, or None when `device_ids` is empty (nothing changed).
         """
         if not device_ids:
             return None
-        position = await self._store.add_device_changes(user_id, device_ids)
+        if not self._is_mine_id(user_id):
+            position = await self._store.add_device_changes(user_id, device_ids)
+        else:
+            # One position per device: a receiver (Synapse) ignores an update whose
+            # stream_id it has seen, and expects prev_id to be the last one it saw.
+            chain: list[tuple[str, int, int]] = []
+            prev = await self._store.get_last_position_for_user(
+                user_id, exclude_device=CROSS_SIGNING_DEVICE)
+            for device_id in sorted(set(device_ids)):
+                position = await self._store.add_device_changes(user_id, [device_id])
+                chain.append((device_id, position, prev))
+                prev = position
         users = await self._local_users_sharing_rooms_with(user_id)
         self._notifier.on_new_event("device_list", position, users=users)
         if self._is_mine_id(user_id):
-            await self._federate(user_id, device_ids, position)
+            await self._federate(user_id, chain)
         return position
 
-    async def _federate(self, user_id: str, device_ids: Collection[str],
-                        position: int) -> None:
-        """Send one `m.device_list_update` per changed device to the servers sharing a
-        joined room with the user (a deleted device says `deleted`)."""
+    async def notify_cross_signing_change(self, user_id: str) -> int:
+        """A local user's cross-signing keys (or signatures made with them) changed: their
+        room-mates re-query their keys, and other servers get an `m.signing_key_update`."""
+        position = await self._store.add_device_changes(user_id, [CROSS_SIGNING_DEVICE])
+        users = await self._local_users_sharing_rooms_with(user_id)
+        self._notifier.on_new_event("device_list", position, users=users)
+        destinations = await self._destinations_for(user_id)
+        if destinations:
+            keys = (await self._e2e.get_cross_signing_keys([user_id])).get(user_id, {})
+            content: dict[str, Any] = {"user_id": user_id}
+            if "master" in keys:
+                content["master_key"] = keys["master"]
+            if "self_signing" in keys:
+                content["self_signing_key"] = keys["self_signing"]
+            sender = self._get_federation_sender()
+            for destination in sorted(destinations):
+                sender.send_edu(destination, "m.signing_key_update", content,
+                                key=("m.signing_key_update", user_id))
+        return position
+
+    async def _destinations_for(self, user_id: str) -> set[str]:
         rooms = await self._members.get_rooms_for_local_user(user_id)
         if not rooms:
-            return
+            return set()
         sender = self._get_federation_sender()
         destinations: set[str] = set()
         for room in rooms:
             destinations |= await sender.destinations_for_room(room.room_id)
+        return destinations
+
+    async def _federate(self, user_id: str, chain: list[tuple[str, int, int]]) -> None:
+        """Send one `m.device_list_update` per (device, position, previous position) to
+        the servers sharing a joined room with the user: its keys, or `deleted` for a
+        deleted device, and the previous position as `prev_id` so that a receiver that
+        missed one sees the gap."""
+        destinations = await self._destinations_for(user_id)
         if not destinations:
             return
-        for device_id in sorted(set(device_ids)):
-            device = await self._devices.get_device(user_id, device_id)
+        devices = {d.device_id: d for d in
+                   (await self._e2e.get_devices_with_keys([user_id]))[user_id]}
+        signatures = await self._e2e.get_signatures_for_users([user_id])
+        sender = self._get_federation_sender()
+        for device_id, position, prev in chain:
+            device = devices.get(device_id)
             content: dict[str, Any] = {"user_id": user_id, "device_id": device_id,
-                                       "stream_id": position, "prev_id": []}
+                                       "stream_id": position,
+                                       "prev_id": [prev] if prev else []}
             if device is None:
                 content["deleted"] = True
-            elif device.display_name is not None:
-                content["device_display_name"] = device.display_name
+            else:
+                if device.display_name is not None:
+                    content["device_display_name"] = device.display_name
+                if device.keys is not None:
+                    content["keys"] = device_keys_json(device, signatures)
             for destination in sorted(destinations):
-                sender.send_edu(destination, "m.device_list_update", content,
-                                key=("m.device_list_update", user_id, device_id))
+                # Not keyed: a receiver must see every position, or it resyncs.
+                sender.send_edu(destination, "m.device_list_update", content)
 
     async def on_remote_device_list_update(self, origin: str, content: Any) -> None:
         """An `m.device_list_update` EDU: a device of a user of `origin` changed. Recorded
         (and local room-mates woken) only for a user sharing a joined room with one of our
-        users; malformed EDUs and other servers' users are ignored."""
-        if not isinstance(content, dict):
+        users; malformed EDUs and other servers' users are ignored. The cached device list
+        is updated in place when `prev_id` follows what we have, else resynced."""
+        try:
+            edu = DeviceListUpdate.model_validate(content)
+        except pydantic.ValidationError:
             return
-        user_id, device_id = content.get("user_id"), content.get("device_id")
-        stream_id = content.get("stream_id")
-        if not (isinstance(user_id, str) and isinstance(device_id, str) and device_id
-                and isinstance(stream_id, int) and not isinstance(stream_id, bool)):
+        if not await self._record_remote_change(origin, edu.user_id, edu.device_id):
             return
-        await self._record_remote_change(origin, user_id, device_id)
+        await self._remote.on_device_list_update(origin, edu)
 
     async def on_remote_signing_key_update(self, origin: str, content: Any) -> None:
-        """An `m.signing_key_update` EDU (a user's cross-signing keys changed). Cross-signing
-        keys are not stored yet; clients learn of the change as a device-list change, which
-        makes them query the user's keys again (as Synapse does)."""
-        if not isinstance(content, dict):
+        """An `m.signing_key_update` EDU (a user's cross-signing keys changed): the cache
+        takes the new keys and clients learn of it as a device-list change."""
+        try:
+            edu = SigningKeyUpdate.model_validate(content)
+        except pydantic.ValidationError:
             return
-        user_id = content.get("user_id")
-        if not isinstance(user_id, str):
+        if not await self._record_remote_change(origin, edu.user_id, CROSS_SIGNING_DEVICE):
             return
-        await self._record_remote_change(origin, user_id, "*cross-signing*")
+        await self._e2e.update_remote_signing_keys(edu.user_id, edu.master_key,
+                                                   edu.self_signing_key)
 
-    async def _record_remote_change(self, origin: str, user_id: str, device_id: str) -> None:
+    async def _record_remote_change(self, origin: str, user_id: str, device_id: str) -> bool:
         """Record a remote user's device change, only from their own server and only for a
         user sharing a joined room with one of ours; wake those local users."""
         try:
             if UserID.parse(user_id).domain != origin or self._is_mine_id(user_id):
-                return
+                return False
         except MatrixError:
-            return
+            return False
         users = await self._members.get_local_users_sharing_room_with(user_id)
         if not users:
             logger.info("Device list update for %s, who shares no room with us: ignored",
                         user_id)
-            return
+            return False
         position = await self._store.add_device_changes(user_id, [device_id])
         self._notifier.on_new_event("device_list", position, users=users)
+        return True
 
     async def _local_users_sharing_rooms_with(self, user_id: str) -> set[str]:
         users = {user_id}

@@ -1,4 +1,5 @@
-"""A user's devices: listing, renaming and deleting them (with their tokens)."""
+"""A user's devices: listing, renaming and deleting them (with their tokens, inboxes and
+end-to-end keys: a deleted device's one-time and fallback keys go with it)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class DeviceHandler:
         self._devices = stores.devices
         self._tokens = stores.tokens
         self._to_device = stores.to_device
+        self._e2e = stores.e2e_keys
         self._device_lists = hs.get_device_list_handler()
 
     # GET /_matrix/client/v3/devices
@@ -77,6 +79,7 @@ class DeviceHandler:
         "or had been removed previously")."""
         deleted = await self._devices.delete_devices(user_id, sorted(set(device_ids)))
         await self._to_device.delete_device_inboxes(user_id, sorted(set(device_ids)))
+        await self._e2e.delete_device_keys(user_id, deleted)
         await self._device_lists.notify_device_change(user_id, deleted)
 
     async def delete_all_devices(self, user_id: str, except_device_id: str | None = None,
@@ -90,5 +93,6 @@ class DeviceHandler:
         doomed = [d.device_id for d in devices if d.device_id != except_device_id]
         deleted = await self._devices.delete_devices(user_id, doomed)
         await self._to_device.delete_device_inboxes(user_id, doomed)
+        await self._e2e.delete_device_keys(user_id, deleted)
         await self._device_lists.notify_device_change(user_id, deleted)
         await self._tokens.delete_tokens_for_user(user_id, except_token_id=except_token_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers.event_serialize import EventRedactions
-from homeserver.errors import Codes, MatrixError
+from homeserver.errors import BadRequestError, Codes, MatrixError
+from homeserver.stream_token import StreamToken
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -17,6 +18,7 @@ class RoomMembersReadHandler:
         self._events = stores.events
         self._state = stores.state
         self._members = stores.room_members
+        self._stream = stores.stream
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
         self._redactions = EventRedactions(self._events)
@@ -30,13 +32,24 @@ class RoomMembersReadHandler:
     async def members(self, user_id: str, room_id: str, membership: str | None,
                       not_membership: str | None, at: str | None) -> list[dict[str, Any]]:
         """The m.room.member events of the state the user may see (or at a point in
-        the timeline given by `at`, an event ID), filtered by membership.
+        the timeline given by `at`: a /sync or pagination token, or an event ID),
+        filtered by membership.
 
         Raises:
             MatrixError: 403 M_FORBIDDEN for rooms the user may not read; 404 M_NOT_FOUND
-                for an unknown or invisible `at` event.
+                for an unknown or invisible `at` event; 400 M_INVALID_PARAM for an `at`
+                that is neither.
         """
         state = await self._visibility.check_can_see_room_state(user_id, room_id)
+        if at is not None and not at.startswith("$"):
+            # A token: the state after the room's last event at or before its position.
+            try:
+                position = StreamToken.parse(at).room
+            except ValueError:
+                raise BadRequestError("'at' is neither a token nor an event ID") from None
+            at = await self._stream.get_last_event_before(room_id, position)
+            if at is None:
+                raise MatrixError(404, Codes.NOT_FOUND, "No event at 'at'")
         if at is not None:
             event = await self._events.get_event(at)
             if event is None or event.room_id != room_id \

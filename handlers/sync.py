@@ -53,6 +53,7 @@ class SyncHandler:
         self._to_device = hs.get_to_device_handler()
         self._push_rules = hs.get_push_rules_handler()
         self._device_lists = hs.get_device_list_handler()
+        self._e2e_keys = hs.get_e2e_keys_handler()
         self._rooms = RoomSyncBuilder(hs)
 
     def current_token(self) -> StreamToken:
@@ -127,6 +128,12 @@ class SyncHandler:
             user_id, since.device_list if since else None, since.room if since else None,
             now.device_list, now.room)
 
+        otk_counts: dict[str, int] = {}
+        fallback_types: list[str] = []
+        if params.device_id is not None:
+            otk_counts, fallback_types = await self._e2e_keys.get_key_counts_for_sync(
+                user_id, params.device_id)
+
         return {
             "next_batch": next_batch.serialize(),
             "rooms": rooms,
@@ -134,7 +141,9 @@ class SyncHandler:
             "account_data": {"events": fc.account_data.filter(global_data)},
             "to_device": {"events": to_device},
             "device_lists": {"changed": changed, "left": left},
-            "device_one_time_keys_count": {},
+            "device_one_time_keys_count": otk_counts,
+            "device_unused_fallback_key_types": fallback_types,
+            "org.matrix.msc2732.device_unused_fallback_key_types": fallback_types,
         }
 
 

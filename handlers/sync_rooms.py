@@ -354,7 +354,9 @@ class RoomSyncBuilder:
                     for e in remote_state if isinstance(e, Mapping)] + [
                         stripped_state_event(member)]
         current = await self._state.get_current_state_ids(room_id)
-        ids = [v for (t, k), v in current.items() if t in STRIPPED_STATE_TYPES and k == ""]
+        # With the inviter's own membership, as Synapse (MSC4319).
+        ids = [v for (t, k), v in current.items() if (t in STRIPPED_STATE_TYPES and k == "")
+               or (t == "m.room.member" and k == member.sender != member.state_key)]
         events = await self._redactions.get_events([*ids, member_event_id])
         stripped = [stripped_state_event(events[e]) for e in ids if e in events]
         stripped.append(stripped_state_event(events.get(member_event_id, member)))

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from handlers.device_lists import DeviceListHandler
     from handlers.devices import DeviceHandler
     from handlers.directory import DirectoryHandler
+    from handlers.e2e_cross_signing import CrossSigningHandler
+    from handlers.e2e_keys import E2eKeysHandler
+    from handlers.e2e_room_keys import E2eRoomKeysHandler
     from handlers.event_creation import EventCreationHandler
     from handlers.filter_handler import FilterHandler
     from handlers.login import LoginHandler
@@ -337,6 +340,24 @@ class HomeServer:
         from handlers.devices import DeviceHandler
 
         return DeviceHandler(self)
+
+    @_part
+    def get_e2e_keys_handler(self) -> E2eKeysHandler:
+        from handlers.e2e_keys import E2eKeysHandler
+
+        return E2eKeysHandler(self)
+
+    @_part
+    def get_cross_signing_handler(self) -> CrossSigningHandler:
+        from handlers.e2e_cross_signing import CrossSigningHandler
+
+        return CrossSigningHandler(self)
+
+    @_part
+    def get_e2e_room_keys_handler(self) -> E2eRoomKeysHandler:
+        from handlers.e2e_room_keys import E2eRoomKeysHandler
+
+        return E2eRoomKeysHandler(self)
 
     @_part
     def get_device_list_handler(self) -> DeviceListHandler:

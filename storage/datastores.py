@@ -7,6 +7,8 @@ from storage.stores.account_data import AccountDataStore
 from storage.stores.destinations import DestinationsStore
 from storage.stores.device_lists import DeviceListStore
 from storage.stores.devices import DeviceStore
+from storage.stores.e2e_keys import E2eKeysStore
+from storage.stores.e2e_room_keys import E2eRoomKeysStore
 from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
@@ -58,3 +60,5 @@ class DataStores:
         self.server_keys = ServerKeysStore(db)
         self.destinations = DestinationsStore(db)
         self.openid = OpenIdStore(db)
+        self.e2e_keys = E2eKeysStore(db)
+        self.e2e_room_keys = E2eRoomKeysStore(db)

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import pydantic
 
 from federation.transport.server import FederationServlet, federation_patterns
 from rest.http import HttpRequest, RequestBody, RestServlet, Router, parse_body, parse_string
@@ -13,12 +15,17 @@ if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
 
+#: users in one query or claim (a server asks about its users' room-mates on one server)
+MAX_USERS = 1000
+_Id = Annotated[str, pydantic.StringConstraints(max_length=255)]
+
+
 class KeysQueryBody(RequestBody):
-    device_keys: dict[str, list[str]]
+    device_keys: dict[_Id, list[_Id]] = pydantic.Field(max_length=MAX_USERS)
 
 
 class KeysClaimBody(RequestBody):
-    one_time_keys: dict[str, dict[str, str]]
+    one_time_keys: dict[_Id, dict[_Id, _Id]] = pydantic.Field(max_length=MAX_USERS)
 
 
 class UserDevicesServlet(FederationServlet):

@@ -55,13 +55,47 @@ class DeviceListStore:
             await self.db.run_interaction("add_device_changes", _txn, stream_id)
         return stream_id
 
-    async def get_last_position_for_user(self, user_id: str) -> int:
-        """The position of the user's newest device-list change (0 if none): the
-        `stream_id` of `GET /_matrix/federation/v1/user/devices/{userId}`."""
+    async def get_last_position_for_user(self, user_id: str,
+                                         exclude_device: str | None = None) -> int:
+        """The position of the user's newest device-list change (0 if none), leaving out
+        the rows of `exclude_device`: the `stream_id` of
+        `GET /_matrix/federation/v1/user/devices/{userId}`."""
         rows = await self.db.execute(
             "get_device_list_last_position_for_user",
-            "SELECT MAX(stream_id) FROM device_lists_stream WHERE user_id = ?", user_id)
+            "SELECT MAX(stream_id) FROM device_lists_stream WHERE user_id = ?"
+            " AND device_id != ?", user_id, exclude_device or "")
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    async def prune_superseded_changes(self) -> int:
+        """Delete every row with a newer row for the same (user, device): "which users
+        changed since X" is answered by each device's newest row alone. Returns how many
+        rows went."""
+
+        def _txn(txn: Transaction) -> int:
+            txn.execute(
+                "DELETE FROM device_lists_stream WHERE stream_id < ("
+                " SELECT MAX(d.stream_id) FROM device_lists_stream AS d"
+                " WHERE d.user_id = device_lists_stream.user_id"
+                " AND d.device_id = device_lists_stream.device_id)")
+            return txn.rowcount
+
+        return await self.db.run_interaction("prune_device_lists_stream", _txn)
+
+    async def delete_changes_for_users(self, user_ids: Collection[str]) -> None:
+        """Forget the rows of these (remote) users, except the stream's newest row, which
+        holds the position across restarts."""
+        users = sorted(set(user_ids))
+
+        def _txn(txn: Transaction) -> None:
+            for chunk in _chunks(users):
+                txn.execute(
+                    "DELETE FROM device_lists_stream"
+                    f" WHERE user_id IN ({','.join('?' * len(chunk))})"
+                    " AND stream_id < (SELECT MAX(stream_id) FROM device_lists_stream)",
+                    tuple(chunk))
+
+        if users:
+            await self.db.run_interaction("delete_device_list_changes_for_users", _txn)
 
     async def get_users_changed_between(self, from_key: int, to_key: int) -> set[str]:
         """Users with a device-list change at a position in (from_key, to_key]."""

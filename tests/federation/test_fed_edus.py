@@ -172,14 +172,16 @@ class PresenceEduTests(EduTestCase):
 
 class DeviceListEduTests(EduTestCase):
     def test_local_device_changes_are_sent(self) -> None:
-        """New, renamed and deleted devices each go out as an m.device_list_update."""
+        """New, renamed and deleted devices each go out as an m.device_list_update whose
+        prev_id is the user's previous position."""
+        lists = self.hs.get_datastores().device_lists
+        before = self.get_success(lists.get_last_position_for_user(self.alice))
         self.login("alice", device_id="PHONE")
         self.pump()
-        lists = self.hs.get_datastores().device_lists
         created = self.edus("remote.test", "m.device_list_update")
         self.assertEqual(created, [{"user_id": self.alice, "device_id": "PHONE",
                                     "stream_id": lists.get_current_position(),
-                                    "prev_id": []}])
+                                    "prev_id": [before] if before else []}])
         self.assertEqual(self.edus("other.test", "m.device_list_update"), created)
         channel = self.make_request("PUT", f"{CLIENT}/devices/PHONE",
                                     {"display_name": "My phone"},
@@ -193,7 +195,8 @@ class DeviceListEduTests(EduTestCase):
         self.pump()
         deleted = self.edus("remote.test", "m.device_list_update")[-1]
         self.assertEqual({k: deleted[k] for k in ("device_id", "deleted", "prev_id")},
-                         {"device_id": "PHONE", "deleted": True, "prev_id": []})
+                         {"device_id": "PHONE", "deleted": True,
+                          "prev_id": [renamed["stream_id"]]})
         self.assertNotIn("device_display_name", deleted)
 
     def test_user_without_remote_room_mates_sends_nothing(self) -> None:

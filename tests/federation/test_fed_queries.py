@@ -53,10 +53,12 @@ class UserDeviceQueryTests(QueryTestCase):
         self.assert_error(channel, 401, "M_UNAUTHORIZED")
 
     def test_keys_query_and_claim(self) -> None:
+        """Local users without keys answer empty maps; other servers' users are left out."""
         channel = self.fed("POST", "/user/keys/query", {"device_keys": {
             self.alice: [], self.bob: ["X"], "@rita:remote.test": []}})
         self.assertEqual(channel.code, 200, channel.result)
-        self.assertEqual(channel.json_body, {"device_keys": {self.alice: {}, self.bob: {}}})
+        self.assertEqual(channel.json_body, {"device_keys": {self.alice: {}, self.bob: {}},
+                                             "master_keys": {}, "self_signing_keys": {}})
         channel = self.fed("POST", "/user/keys/claim", {"one_time_keys": {
             self.alice: {"LAPTOP": "signed_curve25519"}}})
         self.assertEqual(channel.code, 200, channel.result)
