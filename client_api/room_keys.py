@@ -120,8 +120,10 @@ def _key_json(key: RoomKey) -> dict[str, Any]:
 
 
 class RoomKeysServlet(RestServlet):
-    PATTERNS = client_patterns(
-        "/room_keys/keys(?:/(?P<room_id>[^/]+)(?:/(?P<session_id>[^/]+))?)?", unstable=True)
+    PATTERNS = (*client_patterns("/room_keys/keys", unstable=True),
+                *client_patterns("/room_keys/keys/(?P<room_id>[^/]+)", unstable=True),
+                *client_patterns("/room_keys/keys/(?P<room_id>[^/]+)/(?P<session_id>[^/]+)",
+                                 unstable=True))
 
     def __init__(self, hs: HomeServer) -> None:
         self._auth = hs.get_auth()

@@ -48,6 +48,36 @@ TEMPLATES: dict[tuple[str, str], list[tuple[dict[str, str], Any]]] = {
         ({"key": "displayname"}, {"displayname": "Alice"}),
         ({"key": "avatar_url"}, {"avatar_url": "mxc://test/abc"})],
     ("POST", "/user_directory/search"): [({}, {"search_term": "ali", "limit": 10})],
+    ("POST", "/keys/upload"): [({}, {
+        "device_keys": {"user_id": "@alice:test", "device_id": "DEV",
+                        "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+                        "keys": {"ed25519:DEV": "key"}, "signatures": {}},
+        "one_time_keys": {"signed_curve25519:AAAA": {"key": "k", "signatures": {}}},
+        "fallback_keys": {"signed_curve25519:AAAB": {"key": "k", "fallback": True}}})],
+    ("POST", "/keys/query"): [({}, {"device_keys": {"@alice:test": []}, "timeout": 1000})],
+    ("POST", "/keys/claim"): [({}, {"one_time_keys": {"@alice:test": {
+        "DEV": "signed_curve25519"}}, "timeout": 1000})],
+    ("POST", "/keys/device_signing/upload"): [({}, {
+        "master_key": {"user_id": "@alice:test", "usage": ["master"],
+                       "keys": {"ed25519:mk": "mk"}}, "auth": AUTH})],
+    ("POST", "/keys/signatures/upload"): [({}, {"@alice:test": {"DEV": {
+        "user_id": "@alice:test", "device_id": "DEV", "keys": {"ed25519:DEV": "key"},
+        "signatures": {"@alice:test": {"ed25519:mk": "sig"}}}}})],
+    ("POST", "/room_keys/version"): [({}, {
+        "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2",
+        "auth_data": {"public_key": "pk", "signatures": {}}})],
+    ("PUT", "/room_keys/version/{version}"): [({}, {
+        "algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "version": "1",
+        "auth_data": {"public_key": "pk"}})],
+    ("PUT", "/room_keys/keys"): [({}, {"rooms": {"!r:test": {"sessions": {"s": {
+        "first_message_index": 1, "forwarded_count": 0, "is_verified": True,
+        "session_data": {"ephemeral": "e"}}}}}})],
+    ("PUT", "/room_keys/keys/{room_id}"): [({}, {"sessions": {"s": {
+        "first_message_index": 1, "forwarded_count": 0, "is_verified": True,
+        "session_data": {"ephemeral": "e"}}}})],
+    ("PUT", "/room_keys/keys/{room_id}/{session_id}"): [({}, {
+        "first_message_index": 1, "forwarded_count": 0, "is_verified": True,
+        "session_data": {"ephemeral": "e"}})],
     ("POST", "/createRoom"): [({}, {
         "name": "room", "topic": "topic", "room_alias_name": "alias", "preset": "private_chat",
         "visibility": "private", "room_version": "10", "invite": ["@bob:test"],
@@ -116,7 +146,14 @@ BODY_IGNORED = {
     ("DELETE", "/user/{user_id}/rooms/{room_id}/tags/{tag}"),
     ("DELETE", "/pushrules/global/{kind}/{rule_id}"),
     ("DELETE", "/_synapse/admin/v1/registration_tokens/{token}"),
+    ("DELETE", "/room_keys/keys"), ("DELETE", "/room_keys/keys/{room_id}"),
+    ("DELETE", "/room_keys/keys/{room_id}/{session_id}"),
+    ("DELETE", "/room_keys/version/{version}"),
 }
+
+#: a query string a route needs before it reads the body
+REQUIRED_QUERY = {name: "?version=1" for name in (
+    "/room_keys/keys", "/room_keys/keys/{room_id}", "/room_keys/keys/{room_id}/{session_id}")}
 
 #: query parameters that carry JSON
 JSON_QUERY = [("GET", "/sync", "filter"), ("GET", "/rooms/{room_id}/messages", "filter"),
@@ -127,7 +164,8 @@ QUERY_NAMES = ("access_token", "from", "to", "dir", "limit", "filter", "since", 
                "full_state", "set_presence", "server", "via", "server_name", "membership",
                "not_membership", "at", "user_id", "kind", "suggested_only", "max_depth",
                "username", "token", "valid", "include_unredacted_content", "ts",
-               "room_id", "event_id", "device_id", "txn_id", "search_term", "include_all")
+               "room_id", "event_id", "device_id", "txn_id", "search_term", "include_all",
+               "version")
 
 BAD_UTF8 = ("%ED%A0%80", "%FF")  # an encoded lone surrogate; a byte that is never UTF-8
 
@@ -303,7 +341,7 @@ class HostileInputTestCase(RoomHelpers, HomeserverTestCase):
             "key": "displayname", "device_id": "DEV", "token": "tok", "alias": "#h:test",
             "action": "kick", "data_type": "m.hostile", "tag": "u.work",
             "receipt_type": "m.read", "kind": "override", "rule_id": "hostile",
-            "scope": "global", "filter_id": "0",
+            "scope": "global", "filter_id": "0", "version": "1", "session_id": "sess1",
         }
         values.update(overrides or {})
         return values
@@ -352,7 +390,8 @@ class HostileInputTestCase(RoomHelpers, HomeserverTestCase):
                 for label, raw in hostile_bodies(template):
                     what = f"{method} {name} {overrides}: {label}"
                     with self.subTest(what):
-                        channel = self.make_request(method, self.path(regex, overrides), raw,
+                        path = self.path(regex, overrides) + REQUIRED_QUERY.get(name, "")
+                        channel = self.make_request(method, path, raw,
                                                     access_token=self.token_for(method, name))
                         self.assert_matrix_4xx(channel, what, ("M_NOT_JSON",))
             if (method, name) in BODY_IGNORED:
