@@ -70,9 +70,18 @@ class TwoServerKeyScenarios(_Base):
         bob_device = upload_keys(self.bob, "b")
         for me, other, device, tag in ((self.alice, self.bob, bob_device, "b"),
                                        (self.bob, self.alice, alice_device, "a")):
-            answer = me.ok("POST", "/keys/query", {"device_keys": {other.user_id: []},
-                                                   "timeout": 15000})
-            self.assertEqual(answer.get("failures"), {}, f"{answer}\n{self.logs()}")
+            # A server that already tracks the user (they shared a room in an earlier
+            # test) answers from its cache, which the device-list EDU updates a moment
+            # after the upload: wait for it, as a client waits for device_lists.changed.
+            deadline = time.monotonic() + 20
+            while True:
+                answer = me.ok("POST", "/keys/query", {"device_keys": {other.user_id: []},
+                                                       "timeout": 15000})
+                self.assertEqual(answer.get("failures"), {}, f"{answer}\n{self.logs()}")
+                if device in answer["device_keys"].get(other.user_id, {}) \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
             served = answer["device_keys"][other.user_id][device]
             self.assertEqual(served["device_id"], device)
             claimed = me.ok("POST", "/keys/claim", {
