@@ -132,23 +132,22 @@ if (messages && steps.has("verification")) {
         out.a_request_done = requestA.phase === VerificationPhase.Done;
         out.b_request_done = requestB.phase === VerificationPhase.Done;
 
-        // Each now has the other cross-signing verified...
-        await waitUntil("A trusts B", async () =>
-            (await cryptoA.getUserVerificationStatus(B.user_id)).isCrossSigningVerified(), 30000);
-        await waitUntil("B trusts A", async () =>
-            (await cryptoB.getUserVerificationStatus(A.user_id)).isCrossSigningVerified(), 30000);
-        out.a_sees_b_verified = (await cryptoA.getUserVerificationStatus(B.user_id))
-            .isCrossSigningVerified();
-        out.b_sees_a_verified = (await cryptoB.getUserVerificationStatus(A.user_id))
-            .isCrossSigningVerified();
+        // Each now has the other cross-signing verified, and the server keeps the
+        // signatures: /keys/query shows the querier's user-signing signature on the other's
+        // master key. Each is waited for on its own, so that all four are reported.
+        const trusts = (crypto, userId) => async () =>
+            (await crypto.getUserVerificationStatus(userId)).isCrossSigningVerified();
+        const checks = {
+            a_sees_b_verified: trusts(cryptoA, B.user_id),
+            b_sees_a_verified: trusts(cryptoB, A.user_id),
+            a_signature_on_b_master: () => hasUserSigningSignature(clientA, B.user_id),
+            b_signature_on_a_master: () => hasUserSigningSignature(clientB, A.user_id),
+        };
+        await Promise.all(Object.entries(checks).map(async ([key, check]) => {
+            out[key] = await waitUntil(key, check, 20000, 250).catch(() => false);
+        }));
         out.a_sees_b_device_verified = (await cryptoA.getDeviceVerificationStatus(
             B.user_id, out.b_device))?.crossSigningVerified ?? false;
-        // ...and the server keeps the signatures: /keys/query shows the querier's
-        // user-signing signature on the other's master key.
-        out.a_signature_on_b_master = await waitUntil("A's signature on B's master key",
-            () => hasUserSigningSignature(clientA, B.user_id), 30000).catch(() => false);
-        out.b_signature_on_a_master = await waitUntil("B's signature on A's master key",
-            () => hasUserSigningSignature(clientB, A.user_id), 30000).catch(() => false);
         return true;
     });
 }
