@@ -37,8 +37,8 @@ const A = config.a;
 const B = config.b;
 const secretsA = {};
 
-const clientA = await result.step("start_a", () => startClient(A, "js-sdk A1", secretsA));
-const clientB = await result.step("start_b", () => startClient(B, "js-sdk B1"));
+const clientA = await result.step("start_a", () => startClient(A, "js-sdk A1", secretsA), 75000);
+const clientB = await result.step("start_b", () => startClient(B, "js-sdk B1"), 75000);
 if (!clientA || !clientB) {
     result.finish();
 }
@@ -102,7 +102,7 @@ const messages = bootstrapped && steps.has("messages") && await result.step("mes
     out.server_event_type = raw.type;
     out.server_has_plaintext = JSON.stringify(raw).includes(out.a_sent);
     return true;
-});
+}, 120000);
 
 if (messages && steps.has("verification")) {
     await result.step("verification", async () => {
@@ -149,7 +149,7 @@ if (messages && steps.has("verification")) {
         out.a_sees_b_device_verified = (await cryptoA.getDeviceVerificationStatus(
             B.user_id, out.b_device))?.crossSigningVerified ?? false;
         return true;
-    });
+    }, 90000);
 }
 
 if (messages && steps.has("backup")) {
@@ -195,7 +195,7 @@ if (messages && steps.has("backup")) {
         out.restored_body = after.isDecryptionFailure() ? null : after.getContent().body;
         clientA2.stopClient();
         return true;
-    });
+    }, 90000);
 }
 
 result.finish();

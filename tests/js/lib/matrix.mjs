@@ -191,13 +191,23 @@ export function waitForJoin(client, roomId, timeoutMs = 30000) {
         () => client.getRoom(roomId)?.getMyMembership() === "join", timeoutMs);
 }
 
-/** Join every room `client` is invited to, as invites arrive. */
+/**
+ * Join every room `client` is invited to, as invites arrive. A few tries: the inviting
+ * server may answer a join over federation before it has stored its own invite.
+ */
 export function autoJoin(client) {
-    client.on(sdk.RoomMemberEvent.Membership, (_event, member) => {
-        if (member.membership === "invite" && member.userId === client.getUserId()) {
-            client.joinRoom(member.roomId).catch((err) => {
-                console.error(`auto-join of ${member.roomId} failed: ${err}`);
-            });
+    client.on(sdk.RoomMemberEvent.Membership, async (_event, member) => {
+        if (member.membership !== "invite" || member.userId !== client.getUserId()) {
+            return;
+        }
+        for (let attempt = 1; attempt <= 5; attempt++) {
+            try {
+                await client.joinRoom(member.roomId);
+                return;
+            } catch (err) {
+                console.error(`auto-join of ${member.roomId}, try ${attempt}: ${err}`);
+                await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+            }
         }
     });
 }
