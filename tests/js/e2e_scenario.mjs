@@ -6,9 +6,10 @@
 //                           "timeout_ms": 150000}'
 //
 // Steps (each records its error and the later ones that need it are skipped):
-//   messages      A bootstraps cross-signing and secret storage with a new key backup, B
-//                 bootstraps cross-signing; A makes an encrypted room and invites B; one
-//                 message each way, each decrypted by the other.
+//   (always)      both log in on a new device; A bootstraps cross-signing and secret
+//                 storage with a new key backup, B bootstraps cross-signing.
+//   messages      A makes an encrypted room and invites B; one message each way, each
+//                 decrypted by the other.
 //   verification  A asks B's device for an interactive SAS verification (to-device); both
 //                 confirm; each then sees the other as cross-signing verified, and the
 //                 server returns each one's signature on the other's master key.
@@ -25,9 +26,7 @@ import {
 } from "./lib/matrix.mjs";
 import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api/recovery-key.js";
-import {
-    VerificationPhase,
-} from "matrix-js-sdk/lib/crypto-api/verification.js";
+import { VerificationPhase } from "matrix-js-sdk/lib/crypto-api/verification.js";
 
 const config = readConfig();
 const steps = new Set(config.steps || ["messages", "verification", "backup"]);
