@@ -197,7 +197,25 @@ class E2eKeysHandler:
             await defer.gatherResults(
                 [defer.ensureDeferred(one(d, u)) for d, u in sorted(remote.items())],
                 consumeErrors=True)
+        await self._merge_own_signatures_on_remote_masters(result, requester_id)
         return result
+
+    async def _merge_own_signatures_on_remote_masters(self, result: KeysQueryResult,
+                                                      requester_id: str) -> None:
+        """The requester's own signatures (by their user-signing key) on remote users'
+        master keys: kept here, so that the client sees whom it has verified."""
+        remote = [u for u in result.master_keys if not self._is_mine_id(u)]
+        if not remote:
+            return
+        mine = [s for s in await self._store.get_signatures_for_users(remote)
+                if s.user_id == requester_id]
+        for user_id in remote:
+            master = result.master_keys[user_id]
+            public = next(iter(master.get("keys", {}).values()), "")
+            sigs = [(s.user_id, s.key_id, s.signature) for s in mine
+                    if s.target_user_id == user_id and s.target_key_id == public]
+            if sigs:
+                result.master_keys[user_id] = merge_signatures(master, sigs)
 
     async def _answer_from_cache(self, result: KeysQueryResult, user_id: str,
                                  devices: list[str]) -> bool:

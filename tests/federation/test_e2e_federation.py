@@ -299,3 +299,17 @@ class RemoteClientQueryTests(E2eFederationTestCase):
                                     {self.rita: {pub: signed}}, access_token=self.alice_token)
         self.assertEqual(channel.json_body, {"failures": {}})
         self.assertTrue(public_key(mine["user_signing"][1]))
+        # Her server does not know of Alice's signature: Alice's own query shows it
+        # (that is how her client learns whom she has verified); Bob's does not.
+        usk_id = next(iter(mine["user_signing"][0]["keys"]))
+        channel = self.make_request("POST", f"{CLIENT}/keys/query",
+                                    {"device_keys": {self.rita: []}},
+                                    access_token=self.alice_token)
+        sigs = channel.json_body["master_keys"][self.rita]["signatures"]
+        self.assertEqual(sigs[self.alice][usk_id], signed["signatures"][self.alice][usk_id])
+        self.register_user("bobby")
+        bob_token = self.login("bobby")
+        channel = self.make_request("POST", f"{CLIENT}/keys/query",
+                                    {"device_keys": {self.rita: []}}, access_token=bob_token)
+        self.assertNotIn(self.alice,
+                         channel.json_body["master_keys"][self.rita].get("signatures", {}))
