@@ -140,6 +140,16 @@ class DeviceListHandler:
                                 key=("m.signing_key_update", user_id))
         return position
 
+    async def notify_signed_other_users(self, signer: str, targets: Collection[str]) -> None:
+        """A local user signed these users' master keys: their keys, as the signer's
+        clients see them, changed, so those clients re-query them (Synapse's user
+        signature stream). Not federated: the signature is kept here."""
+        position = None
+        for target in sorted(set(targets)):
+            position = await self._store.add_device_changes(target, [CROSS_SIGNING_DEVICE])
+        if position is not None:
+            self._notifier.on_new_event("device_list", position, users={signer})
+
     async def _destinations_for(self, user_id: str) -> set[str]:
         rooms = await self._members.get_rooms_for_local_user(user_id)
         if not rooms:

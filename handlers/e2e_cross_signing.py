@@ -103,6 +103,8 @@ class CrossSigningHandler:
         await self._device_lists.notify_device_change(user_id, signed_devices)
         if any(r.target_key_id not in signed_devices for r in rows):
             await self._device_lists.notify_cross_signing_change(user_id)
+        await self._device_lists.notify_signed_other_users(
+            user_id, {r.target_user_id for r in rows if r.target_user_id != user_id})
         return failures
 
     async def _own_signatures(self, user_id: str, key_id: str,

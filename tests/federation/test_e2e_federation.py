@@ -294,10 +294,17 @@ class RemoteClientQueryTests(E2eFederationTestCase):
         self.client.answers[("remote.test", f"{FED}/user/keys/query")] = {
             "device_keys": {self.rita: {}}, "master_keys": {self.rita: master}}
         mine = self.setup_cross_signing(self.alice, self.alice_token)
+        since = self.make_request("GET", f"{CLIENT}/sync",
+                                  access_token=self.alice_token).json_body["next_batch"]
         signed = sign(master, self.alice, mine["user_signing"][1])
         channel = self.make_request("POST", f"{CLIENT}/keys/signatures/upload",
                                     {self.rita: {pub: signed}}, access_token=self.alice_token)
         self.assertEqual(channel.json_body, {"failures": {}})
+        # Alice's clients learn that Rita's keys (as Alice sees them) changed.
+        changed = self.make_request(
+            "GET", f"{CLIENT}/sync?since={since}&timeout=0",
+            access_token=self.alice_token).json_body.get("device_lists", {}).get("changed", [])
+        self.assertIn(self.rita, changed)
         self.assertTrue(public_key(mine["user_signing"][1]))
         # Her server does not know of Alice's signature: Alice's own query shows it
         # (that is how her client learns whom she has verified); Bob's does not.
