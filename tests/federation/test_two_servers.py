@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 import unittest
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tests.integration.federation_pair import Client, federating_server, q
+from tests.integration.federation_pair import Client, ServerPairScenarios, q
 
 
 def timeline_bodies(answer: dict[str, Any], room_id: str) -> list[str]:
@@ -17,50 +17,13 @@ def timeline_bodies(answer: dict[str, Any], room_id: str) -> list[str]:
             if e["type"] == "m.room.message"]
 
 
-if TYPE_CHECKING:
-    _Base = unittest.TestCase
-else:
-    _Base = object
-
-
-class TwoServerScenarios(_Base):
+class TwoServerScenarios(ServerPairScenarios):
     """The scenarios, run by a TestCase whose `make_b()` gives the second server: another
     Axon here, a real Synapse in tests/interop/test_synapse_federation.py. `a` (alice) is
     always Axon."""
 
-    a: Any
-    b: Any
-    alice: Client
-    bob: Client
-
     #: the second server is Axon (some checks are about our own behaviour)
     b_is_axon = True
-
-    @classmethod
-    def make_b(cls) -> Any:
-        return federating_server()
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.a = federating_server()
-        cls.b = cls.make_b()
-        try:
-            cls.a.start()
-            cls.b.start()
-            cls.alice = Client(cls.a, "alice")
-            cls.bob = Client(cls.b, "bob")
-        except BaseException:
-            cls.a.close()
-            cls.b.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.a.close()
-        cls.b.close()
-
-    def logs(self) -> str:
-        return f"--- A ---\n{self.a.log()[-6000:]}\n--- B ---\n{self.b.log()[-6000:]}"
 
     def test_remote_profile(self) -> None:
         self.alice.ok("PUT", f"/profile/{q(self.alice.user_id)}/displayname",

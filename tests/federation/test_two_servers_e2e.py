@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import time
 import unittest
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tests.api.e2e_helpers import SIG, cross_signing_key, device_keys, sign
-from tests.integration.federation_pair import Client, federating_server, q
-
-if TYPE_CHECKING:
-    _Base = unittest.TestCase
-else:
-    _Base = object
+from tests.integration.federation_pair import Client, ServerPairScenarios, q
 
 
 def upload_keys(client: Client, tag: str) -> str:
@@ -29,40 +24,10 @@ def upload_keys(client: Client, tag: str) -> str:
     return device_id
 
 
-class TwoServerKeyScenarios(_Base):
+class TwoServerKeyScenarios(ServerPairScenarios):
     """Run by a TestCase whose `make_b()` gives the second server (Axon here, Synapse in
     tests/interop/test_synapse_e2e.py)."""
 
-    a: Any
-    b: Any
-    alice: Client
-    bob: Client
-
-    @classmethod
-    def make_b(cls) -> Any:
-        return federating_server()
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.a = federating_server()
-        cls.b = cls.make_b()
-        try:
-            cls.a.start()
-            cls.b.start()
-            cls.alice = Client(cls.a, "alice")
-            cls.bob = Client(cls.b, "bob")
-        except BaseException:
-            cls.a.close()
-            cls.b.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.a.close()
-        cls.b.close()
-
-    def logs(self) -> str:
-        return f"--- A ---\n{self.a.log()[-6000:]}\n--- B ---\n{self.b.log()[-6000:]}"
 
     def test_query_and_claim_across(self) -> None:
         """Each side reads the other's device keys and claims its one-time keys."""

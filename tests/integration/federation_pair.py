@@ -8,8 +8,9 @@ is allowed (`ip_range_whitelist`), as only a test set-up may do.
 from __future__ import annotations
 
 import time
+import unittest
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.integration.server_process import ServerProcess, free_port
 
@@ -70,3 +71,46 @@ class Client:
 
 def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+if TYPE_CHECKING:
+    _PairBase = unittest.TestCase
+else:
+    _PairBase = object
+
+
+class ServerPairScenarios(_PairBase):
+    """Scenarios over two running servers, for a TestCase whose `make_b()` gives the
+    second server (another Axon by default, a Synapse in tests/interop/); `a` is always
+    Axon. `alice` is a user of A, `bob` of B; both servers run for the whole class."""
+
+    a: Any
+    b: Any
+    alice: Client
+    bob: Client
+
+    @classmethod
+    def make_b(cls) -> Any:
+        return federating_server()
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.a = federating_server()
+        cls.b = cls.make_b()
+        try:
+            cls.a.start()
+            cls.b.start()
+            cls.alice = Client(cls.a, "alice")
+            cls.bob = Client(cls.b, "bob")
+        except BaseException:
+            cls.a.close()
+            cls.b.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.a.close()
+        cls.b.close()
+
+    def logs(self) -> str:
+        return f"--- A ---\n{self.a.log()[-6000:]}\n--- B ---\n{self.b.log()[-6000:]}"
