@@ -79,7 +79,8 @@ class SynapseProcess:
             "rc_message": lots, "rc_registration": lots, "rc_login": {"address": lots,
                                                                      "account": lots,
                                                                      "failed_attempts": lots},
-            "rc_joins": {"local": lots, "remote": lots}, "rc_invites": {
+            "rc_joins": {"local": lots, "remote": lots}, "rc_joins_per_room": lots,
+            "rc_invites": {
                 "per_room": lots, "per_user": lots, "per_issuer": lots},
             "rc_federation": {"window_size": 1000, "sleep_limit": 1000, "sleep_delay": 10,
                               "reject_limit": 1000, "concurrent": 100},
