@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 MAX_CONTEXT = 100
 
 _Context = Annotated[int, Field(ge=0, le=MAX_CONTEXT)]
-_Ts = Annotated[int, Field(ge=0)]
+# Matrix integers are at most 2**53 - 1 (canonical JSON)
+_Ts = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 
 class _EventContext(RequestBody):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import yaml
+
 from storage.prepare import SCHEMA_DIR
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import HomeserverTestCase
@@ -310,6 +312,29 @@ class SearchTestCase(RoomHelpers, HomeserverTestCase):
         self.get_success(db.run_interaction("refill", refill))
         self.assertEqual(self.ids({"search_term": "hazel"}), [kept])
 
+    def test_answers_match_io_axon_openapi(self) -> None:
+        """The /search answer and the time-range filter follow docs/api/io.axon.yaml."""
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "api",
+                               "io.axon.yaml")) as f:
+            spec = yaml.safe_load(f)
+        op = spec["paths"]["/_matrix/client/v3/search"]["post"]
+        self.text(self.alice_token, "fig one")
+        self.text(self.alice_token, "fig two")
+        request = {"search_term": "fig", "filter": {"limit": 1, "io.axon.from_ts": 0},
+                   "event_context": {}, "include_state": True,
+                   "groupings": {"group_by": [{"key": "sender"}]}}
+        body = {"search_categories": {"room_events": request}}
+        _check(op["requestBody"]["content"]["application/json"]["schema"], body, spec)
+        channel = self.search(request)
+        self.assertEqual(channel.code, 200, channel.result)
+        _check(op["responses"]["200"]["content"]["application/json"]["schema"],
+               channel.json_body, spec)
+        self.assertIn("next_batch", channel.json_body["search_categories"]["room_events"])
+        bad = self.search({"search_term": "fig", "filter": {"io.axon.to_ts": 2**53}})
+        self.assert_error(bad, 400, "M_BAD_JSON")
+        _check(op["responses"]["400"]["content"]["application/json"]["schema"],
+               bad.json_body, spec)
+
     # -- refusals --
 
     def test_bad_requests_refused(self) -> None:
@@ -345,6 +370,38 @@ class SearchTestCase(RoomHelpers, HomeserverTestCase):
                                     access_token=self.alice_token)
         self.assertEqual(channel.code, 200, channel.result)
         self.assertEqual(channel.json_body, {"search_categories": {}})
+
+
+_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str,
+                          "integer": int, "number": (int, float), "boolean": bool}
+
+
+def _check(schema: dict[str, Any], value: Any, root: dict[str, Any]) -> None:
+    """The parts of JSON Schema the io.axon document uses (jsonschema is not installed):
+    $ref, allOf, type, required, properties, items, minimum, maximum."""
+    if "$ref" in schema:
+        node: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        _check(node, value, root)
+    for sub in schema.get("allOf", []):
+        _check(sub, value, root)
+    if "type" in schema:
+        assert isinstance(value, _TYPES[schema["type"]]), (schema, value)
+        assert not (schema["type"] in ("integer", "number") and isinstance(value, bool))
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            assert key in value, (key, value)
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                _check(sub, value[key], root)
+    if isinstance(value, list) and "items" in schema:
+        for item in value:
+            _check(schema["items"], item, root)
+    if "minimum" in schema:
+        assert value >= schema["minimum"]
+    if "maximum" in schema:
+        assert value <= schema["maximum"]
 
 
 def _statements(text: str) -> list[str]:
