@@ -181,9 +181,10 @@ class PostgresEngine(BaseEngine):
 
     def render_search_query(self, text: str) -> str:
         # websearch_to_tsquery takes raw user text and never fails on its syntax; only
-        # NUL (which PostgreSQL text cannot hold) is removed. "" if no word is left.
+        # NUL (which PostgreSQL text cannot hold) is removed. "" when no word would be
+        # searched for (as on SQLite: `-word` alone finds nothing, not everything else).
         cleaned = text.replace("\x00", " ")
-        return cleaned if _WORD.search(cleaned) else ""
+        return cleaned if render_fts5_query(cleaned) else ""
 
 
 def create_engine(name: str, args: Mapping[str, Any]) -> BaseEngine:

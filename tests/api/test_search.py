@@ -98,6 +98,7 @@ class SearchTestCase(RoomHelpers, HomeserverTestCase):
         for term in ['"', 'NEAR(', 'a"b', "x:*", "AND OR NOT", "(((", "\x00", "-", "*"]:
             self.assertEqual(self.search({"search_term": term}).code, 200, term)
         self.assertEqual(self.ids({"search_term": "NEAR("}), [near])
+        self.assertEqual(self.ids({"search_term": "-shore"}), [])
 
     # -- filter --
 
