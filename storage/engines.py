@@ -21,21 +21,28 @@ class FullTextSql:
     from_clause: str
     match: str
     rank: str
+    #: `recent` order, and its paging bound (takes a stream ordering)
+    newest_first: str = "s.stream_ordering DESC"
+    older_than: str = "s.stream_ordering < ?"
     #: statements run with (event_id,) after inserting an event's rows / before deleting
     after_insert: tuple[str, ...] = ()
     before_delete: tuple[str, ...] = ()
 
 
 _SQLITE_FTS = FullTextSql(
-    from_clause="event_search_fts f JOIN event_search s ON s.id = f.rowid",
+    from_clause="event_search_fts f JOIN event_search s ON s.stream_ordering = f.rowid",
     match="event_search_fts MATCH ?",
     # bm25() is lower for better matches; the dummy `?` keeps the arguments the same
     # shape for both engines.
     rank="(-bm25(event_search_fts) + 0 * length(?))",
-    after_insert=("INSERT INTO event_search_fts (rowid, value)"
-                  " SELECT id, value FROM event_search WHERE event_id = ?",),
+    # The rowid is the stream ordering: newest first is FTS5's own reverse order.
+    newest_first="f.rowid DESC",
+    older_than="f.rowid < ?",
+    after_insert=("INSERT INTO event_search_fts (rowid, value) SELECT stream_ordering,"
+                  " value FROM event_search WHERE event_id = ?",),
     before_delete=("INSERT INTO event_search_fts (event_search_fts, rowid, value)"
-                   " SELECT 'delete', id, value FROM event_search WHERE event_id = ?",),
+                   " SELECT 'delete', stream_ordering, value FROM event_search"
+                   " WHERE event_id = ?",),
 )
 
 _POSTGRES_FTS = FullTextSql(

@@ -147,9 +147,9 @@ class SearchStore:
             where, args = self._where(query, rendered, room_ids)
             if order_by == "recent":
                 if before is not None:
-                    where += " AND s.stream_ordering < ?"
+                    where += f" AND {self._fts.older_than}"
                     args.append(before)
-                order, window = "s.stream_ordering DESC", limit
+                order, window = self._fts.newest_first, limit
             else:
                 order, window = "score DESC, s.stream_ordering DESC", offset + limit
             rows = txn.select_all(
