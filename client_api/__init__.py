@@ -42,6 +42,7 @@ SERVLET_MODULES = (
     "client_api.room_keys",
     "client_api.filter",
     "client_api.messages",
+    "client_api.search",
     "client_api.account_data",
     "client_api.receipts",
     "client_api.push_rules",

@@ -43,6 +43,19 @@ class _Page:
     more: bool
 
 
+@attrs.frozen(slots=True)
+class EventsAround:
+    """The visible events either side of one (client format, nearest first before it,
+    oldest first after it) and the tokens bounding them."""
+
+    before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
+    start: str
+    end: str
+    #: the source events, before then after
+    sources: list[Event]
+
+
 class PaginationHandler:
     def __init__(self, hs: HomeServer) -> None:
         stores = hs.get_datastores()
@@ -148,6 +161,23 @@ class PaginationHandler:
             "end": token.replace(room=after.next_pos).serialize(),
             "state": state,
         }
+
+    async def events_around(self, user_id: str, room_id: str, position: int,
+                            before_limit: int, after_limit: int) -> EventsAround:
+        """Up to `before_limit`/`after_limit` events the user may see either side of the
+        event at stream `position` (the context of a search result; the caller has
+        checked that the user sees that event)."""
+        current = self._events.get_room_max_stream_ordering()
+        before = await self._page(user_id, room_id, position - 1, None, "b", before_limit,
+                                  None)
+        after = await self._page(user_id, room_id, position, current, "f", after_limit,
+                                 None)
+        token = StreamToken(room=position)
+        return EventsAround(
+            before=[c for c, _ in before.events], after=[c for c, _ in after.events],
+            start=token.replace(room=before.next_pos).serialize(),
+            end=token.replace(room=after.next_pos).serialize(),
+            sources=[e for _, e in (*before.events, *after.events)])
 
     # -- internals --
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
+    from handlers.search import SearchHandler
     from handlers.space_hierarchy import SpaceHierarchyHandler
     from handlers.state import StateHandler
     from handlers.sync import SyncHandler
@@ -473,6 +474,12 @@ class HomeServer:
         from handlers.pagination import PaginationHandler
 
         return PaginationHandler(self)
+
+    @_part
+    def get_search_handler(self) -> SearchHandler:
+        from handlers.search import SearchHandler
+
+        return SearchHandler(self)
 
     @_part
     def get_room_members_read_handler(self) -> RoomMembersReadHandler:

@@ -15,6 +15,7 @@ from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.recent_events import RecentRoomEvents
 from storage.stores.push_actions import PushAction, insert_push_actions_txn
+from storage.stores.search import SearchStore
 from storage.stores.state import StateKey, StateStore
 from storage.stream import StreamIdGenerator
 
@@ -56,9 +57,10 @@ class PersistContext:
 
 
 class EventsStore:
-    def __init__(self, db: DatabasePool, state: StateStore) -> None:
+    def __init__(self, db: DatabasePool, state: StateStore, search: SearchStore) -> None:
         self.db = db
         self._state = state
+        self._search = search
         self._stream_ids = StreamIdGenerator(db, "events", "stream_ordering")
         self._event_cache: LruCache[str, Event] = LruCache(20_000)
         self._room_versions: dict[str, RoomVersion] = {}
@@ -143,6 +145,8 @@ class EventsStore:
     def _persist_event_txn(self, txn: Transaction, event: Event, ctx: PersistContext,
                            stream_ordering: int) -> None:
         room_id = event.room_id
+        if not ctx.outlier:
+            self._search.index_event_txn(txn, event, stream_ordering)
         if ctx.backfilled and txn.select_one(
                 "SELECT 1 FROM events WHERE event_id = ? AND outlier = 1", (event.event_id,)):
             # Held as an outlier (auth or state of our join): it takes its place in the

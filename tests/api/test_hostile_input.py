@@ -48,6 +48,11 @@ TEMPLATES: dict[tuple[str, str], list[tuple[dict[str, str], Any]]] = {
         ({"key": "displayname"}, {"displayname": "Alice"}),
         ({"key": "avatar_url"}, {"avatar_url": "mxc://test/abc"})],
     ("POST", "/user_directory/search"): [({}, {"search_term": "ali", "limit": 10})],
+    ("POST", "/search"): [({}, {"search_categories": {"room_events": {
+        "search_term": "hello", "keys": ["content.body"], "order_by": "recent",
+        "filter": {"limit": 5, "io.axon.from_ts": 0, "io.axon.to_ts": 10, "senders": []},
+        "event_context": {"before_limit": 1, "after_limit": 1, "include_profile": True},
+        "include_state": True, "groupings": {"group_by": [{"key": "room_id"}]}}}})],
     ("POST", "/keys/upload"): [({}, {
         "device_keys": {"user_id": "@alice:test", "device_id": "DEV",
                         "algorithms": ["m.olm.v1.curve25519-aes-sha2"],

@@ -91,6 +91,24 @@ class ReceivePduTestCase(RoomHelpers, HomeserverTestCase):
             self.hs.get_datastores().events.get_forward_extremities(self.room_id))
         self.assertEqual([e for e, _ in extremities], [event_id])
 
+    def test_received_message_is_searchable_until_redacted(self) -> None:
+        """A PDU from afar is indexed for /search; its sender's redaction removes it."""
+        def found() -> list[str]:
+            channel = self.make_request("POST", f"{CLIENT}/search", {"search_categories": {
+                "room_events": {"search_term": "quokka"}}}, access_token=self.alice_token)
+            self.assertEqual(channel.code, 200, channel.result)
+            return [r["result"]["event_id"]
+                    for r in channel.json_body["search_categories"]["room_events"]["results"]]
+
+        pdu = self.pdu({"msgtype": "m.text", "body": "a quokka from afar"})
+        self.assertEqual(self.send_txn([pdu]).code, 200)
+        event_id = self.event_id_of(pdu)
+        self.assertEqual(found(), [event_id])
+        # Room version 12: the target is in content.redacts.
+        redaction = self.pdu({"redacts": event_id}, event_type="m.room.redaction")
+        self.assertEqual(self.send_txn([redaction]).code, 200)
+        self.assertEqual(found(), [])
+
     def test_replayed_transaction_gets_the_same_answer(self) -> None:
         pdu = self.pdu({"msgtype": "m.text", "body": "once"})
         first = self.send_txn([pdu], txn_id="same")
