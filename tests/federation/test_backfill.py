@@ -288,6 +288,15 @@ class BackfillTestCase(HomeserverTestCase):
         appear between the event after the hole and our join, both directions."""
         before = self.serve(messages=2)
         missed, _ = self.open_hole(5)
+        # Two holes: below "after" (its missing prev), and before our join.
+        events_store = self.hs.get_datastores().events
+        holes = self.get_success(events_store.get_backward_extremities(self.rid))
+        join_id = self.room.state[("m.room.member", BOB)]
+        after_pdu = self.room.events[self.room.prev[0]]
+        self.assertEqual(holes, [
+            (after_pdu["prev_events"][0], after_pdu["depth"]),
+            (self.room.events[join_id]["prev_events"][0],
+             self.room.events[join_id]["depth"])])
         events, _ = self.page_back(limit=3)
         bodies = [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
         self.assertEqual(bodies, ["after", *missed[::-1], *before[::-1]])
