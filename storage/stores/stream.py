@@ -85,7 +85,10 @@ class StreamStore:
         if direction not in ("b", "f"):
             raise ValueError(f"direction must be 'b' or 'f', not {direction!r}")
         upper, lower = (from_bound, to_bound) if direction == "b" else (to_bound, from_bound)
-        where = ["room_id = ?", "outlier = 0", "stream_ordering <= ?"]
+        # `+stream_ordering`: a stream bound must not steer the planner to the
+        # (room_id, stream_ordering) index and a sort of the whole room; the
+        # (room_id, depth, stream_ordering) index gives the order with LIMIT.
+        where = ["room_id = ?", "outlier = 0", "+stream_ordering <= ?"]
         args: list[Any] = [room_id, max_stream]
         if upper is not None:
             _add_bound(where, args, upper, "<")
@@ -124,7 +127,7 @@ def _add_bound(where: list[str], args: list[Any], bound: Bound, side: str) -> No
     lets both engines range-scan the (room_id, depth, stream_ordering) index."""
     depth, stream = bound
     if depth is None:
-        where.append(f"stream_ordering {'<=' if side == '<' else '>'} ?")
+        where.append(f"+stream_ordering {'<=' if side == '<' else '>'} ?")
         args.append(stream)
         return
     where.append(f"depth {side}= ? AND (depth {side} ? OR stream_ordering"
