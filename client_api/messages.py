@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from handlers.filtering import parse_room_event_filter_param
 from handlers.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from homeserver.errors import Codes, MatrixError
-from homeserver.stream_token import StreamToken
+from homeserver.stream_token import PaginationToken, parse_pagination_token
 from rest.http import (
     HttpRequest,
     RestServlet,
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 ROOM = "(?P<room_id>[^/]*)"
 
 
-def _parse_token(request: HttpRequest, name: str) -> StreamToken | None:
+def _parse_token(request: HttpRequest, name: str) -> PaginationToken | None:
     text = parse_string(request, name)
     if text is None:
         return None
     try:
-        return StreamToken.parse(text)
+        return parse_pagination_token(text)
     except ValueError:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid token in '{name}'") from None
 

@@ -1,12 +1,14 @@
-"""Backfill: fetching a remote room's history from before the oldest event we hold.
+"""Backfill: fetching the parts of a remote room's history that we do not hold.
 
-Our copy of a room joined through another server starts at our join. When a user pages
-back past it (`/messages`), we ask a server in the room for `GET /backfill/{roomId}` from
-the room's backward extremities (the missing prev events of our oldest events), check
-each PDU as any received one (signatures, content hash, auth rules against its auth
-events and against the state before it), and store the events oldest first with
-decreasing negative stream orderings, so that they page in order before everything we
-had (`EventsStore.persist_backfilled_event`). They get a state group each (for history
+Our copy of a room joined through another server starts at our join, and has a hole
+wherever we had no user in the room for a while (between a leave and a rejoin). When a
+user pages back to such a place (`/messages`, `PaginationHandler`), we ask a server in the
+room for `GET /backfill/{roomId}` from the backward extremities there (the prev events
+that the history names but lacks, `event_backward_extremities`), check each PDU as any
+received one (signatures, content hash, auth rules against its auth events and against
+the state before it), and store the events oldest first with decreasing negative stream
+orderings (`EventsStore.persist_backfilled_event`): /messages pages by depth first, so
+they appear where their depth puts them. They get a state group each (for history
 visibility) but never change the room's current state or forward extremities, and never
 reach /sync as new events. The state before the oldest events of a batch, whose prev
 events we do not hold, is fetched with `GET /state/{roomId}`.
@@ -54,10 +56,10 @@ class FederationBackfillHandler:
         self._state = hs.get_state_handler()
         self._event_handler = hs.get_federation_event_handler()
 
-    async def backfill(self, room_id: str, limit: int) -> int:
-        """Fetch up to about `limit` events from before the oldest ones we hold; returns
-        how many were added to the room's history (0: nothing more to be had now)."""
-        extremities = await self._events.get_backward_extremities(room_id)
+    async def backfill(self, room_id: str, extremities: Sequence[str], limit: int) -> int:
+        """Fetch up to about `limit` events from the given backward extremities of the
+        room on (the missing events and those before them); returns how many were added
+        to the room's history (0: nothing more to be had now)."""
         room_version = await self._events.get_room_version(room_id)
         if not extremities or room_version is None:
             return 0
@@ -66,8 +68,8 @@ class FederationBackfillHandler:
             try:
                 answer = await client.get_json(
                     server, f"/_matrix/federation/v1/backfill/{_q(room_id)}",
-                    query={"v": extremities[:20],
-                           "limit": str(min(limit + len(extremities), MAX_BACKFILL))},
+                    query={"v": list(extremities[:20]),
+                           "limit": str(min(limit + min(len(extremities), 20), MAX_BACKFILL))},
                     timeout=REQUEST_TIMEOUT)
             except Exception as e:  # noqa: BLE001 - any failure: try the next server
                 logger.info("Backfill of %s from %s failed: %s", room_id, server, e)

@@ -1,11 +1,18 @@
-"""Room history: `/messages` (paging through a room by stream position) and `/context`
-(the events around one event), both through history visibility and an optional
-RoomEventFilter.
+"""Room history: `/messages` (paging through a room) and `/context` (the events around
+one event), both through history visibility and an optional RoomEventFilter.
 
-A token's `room` position p lies between the events with stream_ordering <= p and those
-after: paging backwards from p returns events <= p newest first and ends at (oldest
-returned - 1); paging forwards returns events > p oldest first and ends at the newest
-returned. A user who left (or was banned) pages only up to their leave.
+Pages follow the topological order, depth then stream ordering (`TopologicalToken`), so
+that events backfilled into a hole of our copy of the room (history from before our join,
+or missed between a leave and a rejoin) appear where they belong. Paging backwards from a
+token returns events at or before it, newest first, and ends at (depth, stream - 1) of
+the last one returned; paging forwards returns those after it, oldest first, and ends at
+the last one. A `from` may also be a /sync token (`prev_batch`): its room position bounds
+the stream orderings of the first read, in the same order. A user who left (or was
+banned) pages only up to their leave.
+
+Paging back where a hole may lie (a backward extremity within the page's depths, or the
+end of what we hold while some remain) first asks a server in the room for the missing
+events (`FederationBackfillHandler`), then reads the page again.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import attrs
 from handlers.filtering import RoomEventFilter
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
-from homeserver.stream_token import StreamToken
+from homeserver.stream_token import PaginationToken, StreamToken, TopologicalToken
+from storage.stores.stream import Bound, HistoryRow
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -37,8 +45,8 @@ class _Page:
 
     #: (client event, source event), in paging order
     events: list[tuple[dict[str, Any], Event]]
-    #: the position just past the last row consumed (the `end` token's room part)
-    next_pos: int
+    #: the position just past the last row consumed (the `end` token); None: no row was
+    next_pos: TopologicalToken | None
     #: the store has more rows in range after `next_pos`
     more: bool
 
@@ -64,12 +72,12 @@ class PaginationHandler:
         self._state = stores.state
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
-        self._hs = hs
+        self._backfill = hs.get_federation_backfill_handler()
 
     # GET /_matrix/client/v3/rooms/{roomId}/messages
     async def get_messages(self, user_id: str, device_id: str | None, room_id: str,
-                           from_token: StreamToken | None, to_token: StreamToken | None,
-                           direction: str, limit: int,
+                           from_token: PaginationToken | None,
+                           to_token: PaginationToken | None, direction: str, limit: int,
                            event_filter: RoomEventFilter | None) -> dict[str, Any]:
         """One page of a room's history.
 
@@ -83,26 +91,27 @@ class PaginationHandler:
             MatrixError: 403 M_FORBIDDEN when the user may not read the room (also for
                 unknown rooms, as Synapse).
         """
-        leave_pos = await self._check_access(user_id, room_id)
+        leave = await self._check_access(user_id, room_id)
         current = self._events.get_room_max_stream_ordering()
         if from_token is None:
-            from_token = StreamToken(room=current if direction == "b"
-                                     else self._events.get_room_min_stream_ordering())
+            from_token = (StreamToken(room=current) if direction == "b" else
+                          TopologicalToken(0, self._events.get_room_min_stream_ordering()))
         start = from_token.serialize()
-        if direction == "b":
-            pos = min(from_token.room, current, leave_pos)
-            stop = to_token.room if to_token is not None else None
-        else:
-            pos = from_token.room
-            stop = min(current, leave_pos,
-                       to_token.room if to_token is not None else current)
-        page = await self._page(user_id, room_id, pos, stop, direction, limit, event_filter)
-        if direction == "b" and stop is None and not page.more and len(page.events) < limit:
-            page = await self._backfill_and_continue(user_id, room_id, page, limit,
-                                                     event_filter)
+        from_bound = _bound(from_token)
+        to_bound = _bound(to_token) if to_token is not None else None
+        if leave is not None:
+            if direction == "b":
+                from_bound = _capped(from_bound, leave)
+            else:
+                to_bound = _capped(to_bound, leave)
+        page = await self._page(user_id, room_id, from_bound, to_bound, direction, limit,
+                                event_filter, current)
+        if direction == "b" and limit > 0:
+            page = await self._fill_holes(user_id, room_id, page, from_bound, to_bound,
+                                          limit, event_filter, current)
         result: dict[str, Any] = {"chunk": [], "start": start}
         if page.more:
-            result["end"] = from_token.replace(room=page.next_pos).serialize()
+            result["end"] = page.next_pos.serialize() if page.next_pos is not None else start
         events = [source for _, source in page.events]
         result["chunk"] = await self._with_txn_ids(user_id, device_id, page.events)
         if event_filter is not None and event_filter.lazy_load_members and events:
@@ -122,7 +131,7 @@ class PaginationHandler:
             MatrixError: 403 M_FORBIDDEN for rooms the user may not read and events they
                 may not see; 404 M_NOT_FOUND for an unknown event or one of another room.
         """
-        leave_pos = await self._check_access(user_id, room_id)
+        leave = await self._check_access(user_id, room_id)
         event = await self._events.get_event(event_id)
         position = await self._events.get_stream_ordering(event_id)
         if event is None or event.room_id != room_id or position is None:
@@ -132,11 +141,11 @@ class PaginationHandler:
                               "You don't have permission to access that event.")
         before_limit = limit // 2
         current = self._events.get_room_max_stream_ordering()
-        before = await self._page(user_id, room_id, position - 1, None, "b", before_limit,
-                                  event_filter)
-        after = await self._page(user_id, room_id, position, min(current, leave_pos), "f",
-                                 limit - before_limit, event_filter)
-        token = StreamToken(room=position)
+        before = await self._page(user_id, room_id, (event.depth, position - 1), None, "b",
+                                  before_limit, event_filter, current)
+        after = await self._page(user_id, room_id, (event.depth, position),
+                                 None if leave is None else (leave.depth, leave.stream),
+                                 "f", limit - before_limit, event_filter, current)
         last_id = after.events[-1][1].event_id if after.events else event_id
         state_ids = await self._state.get_state_after_event(last_id) or {}
         if event_filter is not None and event_filter.lazy_load_members:
@@ -157,8 +166,9 @@ class PaginationHandler:
             "event": serialized[-1],
             "events_before": serialized[:n_before],
             "events_after": serialized[n_before:-1],
-            "start": token.replace(room=before.next_pos).serialize(),
-            "end": token.replace(room=after.next_pos).serialize(),
+            "start": (before.next_pos
+                      or TopologicalToken(event.depth, position - 1)).serialize(),
+            "end": (after.next_pos or TopologicalToken(event.depth, position)).serialize(),
             "state": state,
         }
 
@@ -181,70 +191,87 @@ class PaginationHandler:
 
     # -- internals --
 
-    async def _backfill_and_continue(self, user_id: str, room_id: str, page: _Page,
-                                     limit: int, event_filter: RoomEventFilter | None
-                                     ) -> _Page:
-        """Paging back reached the oldest event we hold: fetch older ones from a server
-        in the room (federation backfill) and fill the page up with them. While backfill
-        makes progress the page keeps an `end` token, so the client pages on."""
-        missing = limit - len(page.events)
-        added = await self._hs.get_federation_backfill_handler().backfill(room_id, missing)
-        if not added:
+    async def _fill_holes(self, user_id: str, room_id: str, page: _Page,
+                          from_bound: Bound, to_bound: Bound | None, limit: int,
+                          event_filter: RoomEventFilter | None, max_stream: int) -> _Page:
+        """Backfill the holes whose events would be part of this backward page, then
+        read it again. A hole lies below each backward extremity's depth (that of the
+        events naming it); it counts when its top is within the page's depths, or
+        anywhere above the page's bottom when the page reached the end of what we hold.
+        While backfill makes progress there, the page keeps an `end` token, so the
+        client pages on."""
+        extremities = await self._events.get_backward_extremities(room_id)
+        if not extremities:
             return page
-        rest = await self._page(user_id, room_id, page.next_pos, None, "b", missing,
-                                event_filter)
-        return _Page(events=[*page.events, *rest.events], next_pos=rest.next_pos,
-                     more=rest.more
-                     or bool(await self._events.get_backward_extremities(room_id)))
+        reached_end = not page.more and to_bound is None
+        if page.next_pos is None and not reached_end:
+            return page
+        low = None if reached_end or page.next_pos is None else page.next_pos.depth
+        top = from_bound[0]  # None: a stream position, which bounds no depth
+        holes = [event_id for event_id, depth in extremities
+                 if (low is None or depth > low) and (top is None or depth <= top + 1)]
+        if not holes or not await self._backfill.backfill(room_id, holes, limit):
+            return page
+        page = await self._page(user_id, room_id, from_bound, to_bound, "b", limit,
+                                event_filter, max_stream)
+        if not page.more and to_bound is None and page.next_pos is not None \
+                and await self._events.get_backward_extremities(room_id):
+            page = attrs.evolve(page, more=True)
+        return page
 
-    async def _check_access(self, user_id: str, room_id: str) -> int:
-        """Raise 403 unless the user may read the room; returns the position they may
-        page up to (their leave or ban, or no bound)."""
+    async def _check_access(self, user_id: str, room_id: str) -> TopologicalToken | None:
+        """Raise 403 unless the user may read the room; returns the position of their
+        leave or ban, which they may page up to (None: no bound)."""
         state = await self._visibility.check_can_see_room_state(user_id, room_id)
         member_id = state.get(("m.room.member", user_id))
         member = await self._events.get_event(member_id) if member_id is not None else None
         if member is not None and member.membership in ("leave", "ban"):
             leave_pos = await self._events.get_stream_ordering(member.event_id)
             if leave_pos is not None:
-                return leave_pos
-        return 1 << 62
+                return TopologicalToken(member.depth, leave_pos)
+        return None
 
-    async def _page(self, user_id: str, room_id: str, pos: int, stop: int | None,
-                    direction: str, limit: int,
-                    event_filter: RoomEventFilter | None) -> _Page:
-        """Read rows from `pos` towards `stop` until `limit` events pass visibility and
-        the filter, the range ends, or `_MAX_ROUNDS` reads were made."""
+    async def _page(self, user_id: str, room_id: str, from_bound: Bound | None,
+                    to_bound: Bound | None, direction: str, limit: int,
+                    event_filter: RoomEventFilter | None, max_stream: int) -> _Page:
+        """Read rows from `from_bound` towards `to_bound` until `limit` events pass
+        visibility and the filter, the range ends, or `_MAX_ROUNDS` reads were made."""
         collected: list[tuple[dict[str, Any], Event]] = []
         more = True
         batch = limit + 1
+        pos = from_bound
+        last: HistoryRow | None = None
         for _ in range(_MAX_ROUNDS):
             if len(collected) >= limit:
                 break
-            rows = await self._stream.get_room_events_between(
-                room_id, pos, stop, direction, batch)
+            rows = await self._stream.get_room_events_topological(
+                room_id, pos, to_bound, direction, batch, max_stream)
             if not rows:
                 more = False
                 break
-            fetched = await self._events.get_events(r[0] for r in rows)
+            fetched = await self._events.get_events(r.event_id for r in rows)
             visible = await self._visibility.filter_events_for_client(
-                user_id, [fetched[r[0]] for r in rows if r[0] in fetched])
+                user_id, [fetched[r.event_id] for r in rows if r.event_id in fetched])
             serialized = await self._reads.serialize_events(visible)
             client_of = {e.event_id: (c, e) for c, e in zip(serialized, visible, strict=True)}
             consumed = 0
-            for event_id, position in rows:
+            for row in rows:
                 if len(collected) >= limit:
                     break
                 consumed += 1
-                pos = position - 1 if direction == "b" else position
-                pair = client_of.get(event_id)
+                last = row
+                pair = client_of.get(row.event_id)
                 if pair is not None and (event_filter is None
                                          or event_filter.matches(pair[0])):
                     collected.append(pair)
+            assert last is not None
+            pos = _past(last, direction)
             if consumed == len(rows) and len(rows) < batch:
                 more = False
                 break
             batch = min(batch * 2, MAX_LIMIT + 1)
-        return _Page(events=collected, next_pos=pos, more=more)
+        next_pos = None if last is None else TopologicalToken(*_past(last, direction))
+        return _Page(events=collected, next_pos=next_pos, more=more)
 
     async def _member_events(self, events: list[Event], senders: Iterable[str]
                              ) -> list[Event]:
@@ -279,6 +306,29 @@ class PaginationHandler:
                                                  "transaction_id": txn_id}}
             out.append(client)
         return out
+
+
+def _bound(token: PaginationToken) -> Bound:
+    if isinstance(token, TopologicalToken):
+        return (token.depth, token.stream)
+    return (None, token.room)
+
+
+def _past(row: HistoryRow, direction: str) -> tuple[int, int]:
+    """The position just past a row in paging order (backwards: just below it)."""
+    return (row.depth, row.stream_ordering - 1 if direction == "b" else row.stream_ordering)
+
+
+def _capped(bound: Bound | None, leave: TopologicalToken) -> Bound:
+    """The earlier of a bound and a leave's position (a stream bound before the leave
+    stays one)."""
+    at_leave = (leave.depth, leave.stream)
+    if bound is None:
+        return at_leave
+    depth, stream = bound
+    if depth is None:
+        return at_leave if stream >= leave.stream else bound
+    return min((depth, stream), at_leave)
 
 
 def _senders(events: Iterable[Event]) -> set[str]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.event_serialize import EventRedactions
 from homeserver.errors import BadRequestError, Codes, MatrixError
-from homeserver.stream_token import StreamToken
+from homeserver.stream_token import TopologicalToken, parse_pagination_token
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -44,10 +44,14 @@ class RoomMembersReadHandler:
         if at is not None and not at.startswith("$"):
             # A token: the state after the room's last event at or before its position.
             try:
-                position = StreamToken.parse(at).room
+                token = parse_pagination_token(at)
             except ValueError:
                 raise BadRequestError("'at' is neither a token nor an event ID") from None
-            at = await self._stream.get_last_event_before(room_id, position)
+            if isinstance(token, TopologicalToken):
+                at = await self._stream.get_last_event_at(room_id, (token.depth,
+                                                                    token.stream))
+            else:
+                at = await self._stream.get_last_event_before(room_id, token.room)
             if at is None:
                 raise MatrixError(404, Codes.NOT_FOUND, "No event at 'at'")
         if at is not None:

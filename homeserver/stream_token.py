@@ -1,9 +1,11 @@
-"""Sync tokens: the vector of stream positions a client has seen.
+"""Sync tokens: the vector of stream positions a client has seen; pagination tokens: a
+place in one room's history (`TopologicalToken`).
 
-Serialised as `s` followed by the positions joined by `_`, in `StreamToken.KEYS` order
-(`s1042_3_0_17_2_0_5_0`); the room position is negative in backfilled history
-(`s-20_3_0_17_2_0_5_0`, see `EventsStore.persist_backfilled_event`). Tokens are opaque to clients; a token with fewer positions (from
-an older server) is accepted with the missing ones at 0.
+A sync token is `s` followed by the positions joined by `_`, in `StreamToken.KEYS` order
+(`s1042_3_0_17_2_0_5_0`). Its room position may be negative: `/messages` `end` tokens of
+older versions pointed into backfilled history that way (`s-20_3_0_17_2_0_5_0`), and are
+still accepted. Tokens are opaque to clients; a token with fewer positions (from an older
+server) is accepted with the missing ones at 0.
 """
 
 from __future__ import annotations
@@ -53,3 +55,41 @@ class StreamToken:
     def advanced_past(self, other: StreamToken) -> bool:
         """True if any position of this token is beyond the same one of `other`."""
         return any(getattr(self, k) > getattr(other, k) for k in self.KEYS)
+
+
+@attrs.frozen(slots=True, order=True)
+class TopologicalToken:
+    """A place in one room's history, between two events, in the order `/messages`
+    pages it: by depth (Synapse's topological ordering), then by stream ordering, so that
+    backfilled events (negative stream orderings) fall where their depth puts them.
+
+    Serialised as Synapse does, `t<depth>-<stream>` (`t42-1037`; in backfilled history
+    `t7--20`). Paging backwards from it returns the events at (depth, stream) <= it,
+    paging forwards those after it.
+    """
+
+    depth: int
+    stream: int
+
+    def serialize(self) -> str:
+        return f"t{self.depth}-{self.stream}"
+
+    @classmethod
+    def parse(cls, text: str) -> TopologicalToken:
+        """Raises ValueError for anything that is not a topological token."""
+        depth, sep, stream = text[1:].partition("-")
+        if not text.startswith("t") or len(text) > 50 or not sep or not depth.isdigit() \
+                or not stream.removeprefix("-").isdigit():
+            raise ValueError("not a topological token")
+        return cls(int(depth), int(stream))
+
+
+#: a `from`/`to` of /messages: a topological token, or a /sync token (`prev_batch`)
+PaginationToken = TopologicalToken | StreamToken
+
+
+def parse_pagination_token(text: str) -> PaginationToken:
+    """A `t…` token or a sync token (`s…`). Raises ValueError for anything else."""
+    if text.startswith("t"):
+        return TopologicalToken.parse(text)
+    return StreamToken.parse(text)

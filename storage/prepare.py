@@ -13,7 +13,7 @@ SCHEMA_VERSION history:
     3: sync — filters, account data and tags, receipts, presence, to-device messages,
        push rules and push actions.
     4: hardening and end-to-end encryption — files in `schema/4/` (10-19 security,
-       20-39 E2E keys).
+       20-39 E2E keys, 65-69 backward extremities for topological paging).
 """
 
 from __future__ import annotations

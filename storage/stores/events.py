@@ -65,6 +65,7 @@ class EventsStore:
         self._event_cache: LruCache[str, Event] = LruCache(20_000)
         self._room_versions: dict[str, RoomVersion] = {}
         self._extremities_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
+        self._backward_cache: LruCache[str, list[tuple[str, int]]] = LruCache(5000)
         self._local_membership_listeners: list[Callable[[str], None]] = []
         self._room_membership_listeners: list[Callable[[str], None]] = []
         #: the position of the newest event that changed a room's current membership (the
@@ -154,6 +155,7 @@ class EventsStore:
             txn.execute("UPDATE events SET stream_ordering = ?, outlier = 0,"
                         " rejected_reason = ? WHERE event_id = ?",
                         (stream_ordering, event.rejected_reason, event.event_id))
+            self._update_backward_extremities_txn(txn, event)
             self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
             return
         if event.type == "m.room.create" and event.state_key == "" and not ctx.outlier \
@@ -189,6 +191,7 @@ class EventsStore:
             })
         if ctx.outlier:
             return
+        self._update_backward_extremities_txn(txn, event)
         if ctx.backfilled:
             self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
             return
@@ -240,6 +243,28 @@ class EventsStore:
                 for listener in self._local_membership_listeners:
                     txn.call_after(listener, event.state_key)
 
+    def _update_backward_extremities_txn(self, txn: Transaction, event: Event) -> None:
+        """The event joins the room's history: it is no longer a backward extremity, and
+        those of its prev events the history lacks become ones."""
+        room_id = event.room_id
+        txn.execute("DELETE FROM event_backward_extremities WHERE room_id = ? AND event_id = ?",
+                    (room_id, event.event_id))
+        changed = txn.rowcount > 0
+        prevs = list(dict.fromkeys(event.prev_event_ids))
+        if prevs:
+            marks = ", ".join("?" for _ in prevs)
+            held = {r[0] for r in txn.select_all(
+                f"SELECT event_id FROM events WHERE event_id IN ({marks}) AND outlier = 0",
+                prevs)}
+            missing = [p for p in prevs if p not in held]
+            if missing:
+                txn.executemany(
+                    "INSERT INTO event_backward_extremities (room_id, event_id) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING", [(room_id, p) for p in missing])
+                changed = True
+        if changed:
+            txn.call_after(self._backward_cache.invalidate, room_id)
+
     def _persist_backfilled_rest_txn(self, txn: Transaction, event: Event,
                                      ctx: PersistContext, stream_ordering: int) -> None:
         """A backfilled event's state group and membership row; current state, forward
@@ -264,22 +289,23 @@ class EventsStore:
 
     # -- reading --
 
-    async def get_backward_extremities(self, room_id: str, scan: int = 50) -> list[str]:
-        """Where backfill continues from (sorted): the prev events, missing from the room's
-        history, of its oldest events there — the first event of the live stream (our
-        join) and the backfilled ones, at most `scan` of them. A gap later in the history
-        (events missed before a rejoin) is not one: backfilled events page before
-        everything, so they could not be placed in it."""
+    async def get_backward_extremities(self, room_id: str) -> list[tuple[str, int]]:
+        """(event_id, depth) of the room's backward extremities (the prev events its
+        history lacks), deepest first, where depth is that of the shallowest event of the
+        history naming it: the missing events lie below it."""
+        cached = self._backward_cache.get(room_id)
+        if cached is not None:
+            return cached
+        seq = self._backward_cache.sequence
         rows = await self.db.execute(
             "get_backward_extremities",
-            "SELECT DISTINCT g.prev_event_id FROM event_edges g WHERE g.event_id IN ("
-            " SELECT event_id FROM events WHERE room_id = ? AND outlier = 0"
-            " AND (stream_ordering < 0 OR stream_ordering = (SELECT MIN(stream_ordering)"
-            "  FROM events WHERE room_id = ? AND outlier = 0 AND stream_ordering > 0))"
-            " ORDER BY stream_ordering ASC LIMIT ?)"
-            " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.event_id = g.prev_event_id"
-            " AND p.outlier = 0)", room_id, room_id, scan)
-        return sorted(r[0] for r in rows)
+            "SELECT b.event_id, MIN(e.depth) FROM event_backward_extremities b"
+            " JOIN event_edges g ON g.prev_event_id = b.event_id AND g.room_id = b.room_id"
+            " JOIN events e ON e.event_id = g.event_id AND e.outlier = 0"
+            " WHERE b.room_id = ? GROUP BY b.event_id", room_id)
+        result = sorted(((r[0], int(r[1])) for r in rows), key=lambda r: (-r[1], r[0]))
+        self._backward_cache.set(room_id, result, expected_sequence=seq)
+        return result
 
     async def get_non_outlier_ids(self, event_ids: Collection[str]) -> set[str]:
         """Those of the events that are in a room's history (not outliers)."""

@@ -1,18 +1,35 @@
-"""Reading the room-event stream by position: pages of a room's history (/messages,
-/context, /sync timelines) and which rooms changed between two positions.
+"""Reading a room's history: by stream position (/sync timelines, which rooms changed
+between two positions) and in topological order (/messages, /context).
 
-Positions are `events.stream_ordering`; outliers (events we hold without their place in
-the room's history) are never part of the stream.
+Stream positions are `events.stream_ordering`; the topological order is (depth,
+stream_ordering), where backfilled events, with negative stream orderings, fall where
+their depth puts them. Outliers (events we hold without their place in the room's
+history) are in neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
+
+import attrs
 
 from storage.database import DatabasePool, Transaction
 
 #: room IDs per query in `get_rooms_changed` (under SQLite's bound-parameter limit)
 _ROOMS_BATCH = 500
+
+
+@attrs.frozen(slots=True)
+class HistoryRow:
+    event_id: str
+    depth: int
+    stream_ordering: int
+
+
+#: a bound of a topological read: (depth, stream_ordering), or (None, stream_ordering)
+#: for a stream position (a /sync token), which bounds the stream ordering only
+Bound = tuple[int | None, int]
 
 
 class StreamStore:
@@ -50,10 +67,49 @@ class StreamStore:
                                      bound, limit)
         return [(r[0], int(r[1])) for r in rows]
 
+    async def get_room_events_topological(self, room_id: str, from_bound: Bound | None,
+                                          to_bound: Bound | None, direction: str,
+                                          limit: int, max_stream: int) -> list[HistoryRow]:
+        """A room's events in topological order, from a bound towards another.
+
+        Args:
+            from_bound: backwards (`b`): events at or before it, deepest first; forwards
+                (`f`): events after it, shallowest first. None: from the end / start.
+            to_bound: where to stop: backwards, only events after it; forwards, only
+                events at or before it. None: no bound.
+            direction: "b" or "f".
+            max_stream: no event with a higher stream ordering (not yet visible to all).
+        """
+        if limit <= 0:
+            return []
+        if direction not in ("b", "f"):
+            raise ValueError(f"direction must be 'b' or 'f', not {direction!r}")
+        upper, lower = (from_bound, to_bound) if direction == "b" else (to_bound, from_bound)
+        # `+stream_ordering`: a stream bound must not steer the planner to the
+        # (room_id, stream_ordering) index and a sort of the whole room; the
+        # (room_id, depth, stream_ordering) index gives the order with LIMIT.
+        where = ["room_id = ?", "outlier = 0", "+stream_ordering <= ?"]
+        args: list[Any] = [room_id, max_stream]
+        if upper is not None:
+            _add_bound(where, args, upper, "<")
+        if lower is not None:
+            _add_bound(where, args, lower, ">")
+        order = "DESC" if direction == "b" else "ASC"
+        rows = await self.db.execute(
+            "get_room_events_topological",
+            f"SELECT event_id, depth, stream_ordering FROM events WHERE {' AND '.join(where)}"
+            f" ORDER BY depth {order}, stream_ordering {order} LIMIT ?", *args, limit)
+        return [HistoryRow(r[0], int(r[1]), int(r[2])) for r in rows]
+
     async def get_last_event_before(self, room_id: str, pos: int) -> str | None:
         """The newest non-outlier event of the room with stream_ordering <= pos."""
         rows = await self.get_room_events_between(room_id, pos, None, "b", 1)
         return rows[0][0] if rows else None
+
+    async def get_last_event_at(self, room_id: str, bound: Bound) -> str | None:
+        """The topologically last non-outlier event of the room at or before `bound`."""
+        rows = await self.get_room_events_topological(room_id, bound, None, "b", 1, 1 << 62)
+        return rows[0].event_id if rows else None
 
     async def get_rooms_changed(self, room_ids: Collection[str], from_pos: int,
                                 to_pos: int) -> dict[str, int]:
@@ -64,6 +120,19 @@ class StreamStore:
             return {}
         return await self.db.run_interaction(
             "get_rooms_changed", _rooms_changed_txn, ids, from_pos, to_pos)
+
+
+def _add_bound(where: list[str], args: list[Any], bound: Bound, side: str) -> None:
+    """`side` "<": at or before the bound; ">": after it. The redundant `depth <=`/`>=`
+    lets both engines range-scan the (room_id, depth, stream_ordering) index."""
+    depth, stream = bound
+    if depth is None:
+        where.append(f"+stream_ordering {'<=' if side == '<' else '>'} ?")
+        args.append(stream)
+        return
+    where.append(f"depth {side}= ? AND (depth {side} ? OR stream_ordering"
+                 f" {'<=' if side == '<' else '>'} ?)")
+    args.extend((depth, depth, stream))
 
 
 def _rooms_changed_txn(txn: Transaction, room_ids: list[str], from_pos: int,

@@ -6,7 +6,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from homeserver.stream_token import StreamToken
+from homeserver.stream_token import StreamToken, TopologicalToken
 from tests.api.room_helpers import CLIENT, RoomHelpers
 from tests.harness import HomeserverTestCase
 
@@ -107,12 +107,18 @@ class MessagesTestCase(RoomHelpers, HomeserverTestCase):
                                      **{"from": older["end"]}))
         self.assertEqual([e["event_id"] for e in body["chunk"]], sent[3:6])
         self.assertNotIn("end", body)
-        # Other stream positions in `from` are carried into `end`.
-        token = StreamToken.parse(boundary).replace(presence=7, receipt=3).serialize()
+        # `end` is a topological token: just below the last event returned.
+        events = self.hs.get_datastores().events
+        last = self.get_success(events.get_event(sent[6]))
+        stream = self.get_success(events.get_stream_ordering(sent[6]))
+        self.assertEqual(boundary, TopologicalToken(last.depth, stream - 1).serialize())
+        # A /sync token (all its positions) is accepted as `from`: its room position
+        # bounds the page; `end` continues topologically from the last event.
+        token = StreamToken(room=stream - 1, presence=7, receipt=3).serialize()
         body = self.ok(self.messages(dir="b", limit=1, **{"from": token}))
-        end = StreamToken.parse(body["end"])
-        self.assertEqual((end.presence, end.receipt), (7, 3))
-        self.assertEqual(end.room, StreamToken.parse(boundary).room - 1)
+        self.assertEqual([e["event_id"] for e in body["chunk"]], [sent[5]])
+        self.assertEqual(body["start"], token)
+        self.assertEqual(body["end"], TopologicalToken(last.depth - 1, stream - 2).serialize())
 
     def test_forwards_without_from_starts_at_create(self) -> None:
         """dir=f without `from` starts at the room's first event."""
@@ -258,6 +264,10 @@ class MessagesTestCase(RoomHelpers, HomeserverTestCase):
             ({"from": "nope"}, "M_INVALID_PARAM"),
             ({"from": "s1_x"}, "M_INVALID_PARAM"),
             ({"to": "t12"}, "M_INVALID_PARAM"),
+            ({"from": "t-1-5"}, "M_INVALID_PARAM"),
+            ({"from": "t3-x"}, "M_INVALID_PARAM"),
+            ({"from": "t3-4_0_0"}, "M_INVALID_PARAM"),
+            ({"to": "3-4"}, "M_INVALID_PARAM"),
             ({"dir": "x"}, "M_INVALID_PARAM"),
             ({"dir": "B"}, "M_INVALID_PARAM"),
             ({"limit": "-1"}, "M_INVALID_PARAM"),

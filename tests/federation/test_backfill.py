@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from homeserver.event_hashing import sign_event
-from tests.federation.fed_helpers import RemoteServer, install_remote
+from tests.federation.fed_helpers import RemoteServer, install_remote, signed_request
 from tests.federation.test_membership import FakeFederation, RemoteRoom
 from tests.harness import HomeserverTestCase
 
@@ -232,15 +232,102 @@ class BackfillTestCase(HomeserverTestCase):
         self.assertEqual(self.fed.calls, [])
 
     def test_negative_token_round_trips(self) -> None:
+        """Tokens into backfilled history (negative stream orderings) page both ways;
+        the `s-…` form of older versions is still accepted."""
         self.serve(messages=4)
         first = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=b&limit=3")
         second = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=b&limit=3"
                                 f"&from={q(first['end'])}")
-        self.assertTrue(second["end"].startswith("s-"), second["end"])
+        # Backfilled events have negative stream orderings: `t<depth>--<n>`.
+        self.assertRegex(second["end"], r"^t[0-9]+--[0-9]+$")
         back_up = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=f&limit=3"
                                  f"&from={q(second['end'])}")
         self.assertEqual([e["event_id"] for e in back_up["chunk"]],
                          [e["event_id"] for e in reversed(second["chunk"])])
+        oldest = second["chunk"][-1]["event_id"]
+        ordering = self.get_success(
+            self.hs.get_datastores().events.get_stream_ordering(oldest))
+        legacy = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=b&limit=2"
+                                f"&from=s{ordering}_0_0")
+        self.assertEqual(legacy["chunk"][0]["event_id"], oldest)
         bad = self.make_request("GET", f"{C}/rooms/{q(self.rid)}/messages?from=s--3_0",
                                 access_token=self.token)
         self.assert_error(bad, 400, "M_INVALID_PARAM")
+
+    # -- a hole in the middle of the history --
+
+    def open_hole(self, count: int) -> tuple[list[str], str]:
+        """After Bob's join the remote sends `count` messages we never get, then one
+        whose prev event is the last of them: we take it with the state there (the
+        missing prev becomes an outlier) and our history has a hole below it. Returns
+        the missed bodies (oldest first) and the /sync token from before."""
+        room = self.room
+        since = self.ok("GET", "/sync")["next_batch"]
+        missed = [f"missed {i}" for i in range(count)]
+        for body in missed:
+            room.add("m.room.message", None, {"msgtype": "m.text", "body": body})
+        last_missed = room.prev[0]
+        after = room.add("m.room.message", None, {"msgtype": "m.text", "body": "after"})
+        rid = self.rid  # these two paths are sent unquoted
+        self.fed.routes[(REMOTE, "POST", f"{F1}/get_missing_events/{rid}")] = \
+            lambda query, content: {"events": []}
+        self.fed.routes[(REMOTE, "GET", f"{F1}/state_ids/{rid}")] = \
+            lambda query, content: {"pdu_ids": sorted(room.state.values()),
+                                    "auth_chain_ids": []}
+        self.fed.routes[(REMOTE, "GET", f"{F1}/event/*")] = \
+            lambda query, content: {"pdus": [room.events[last_missed]]}
+        channel = signed_request(self, self.remote, "PUT", f"{F1}/send/hole1", {
+            "origin": REMOTE, "origin_server_ts": 0, "pdus": [room.events[after]],
+            "edus": []})
+        self.assertEqual(channel.code, 200, channel.result)
+        self.assertEqual(channel.json_body["pdus"], {after: {}})
+        return missed, since
+
+    def test_hole_after_the_join_is_backfilled_in_place(self) -> None:
+        """Events missed after our join are fetched when paging back reaches them and
+        appear between the event after the hole and our join, both directions."""
+        before = self.serve(messages=2)
+        missed, _ = self.open_hole(5)
+        # Two holes: below "after" (its missing prev), and before our join.
+        events_store = self.hs.get_datastores().events
+        holes = self.get_success(events_store.get_backward_extremities(self.rid))
+        join_id = self.room.state[("m.room.member", BOB)]
+        after_pdu = self.room.events[self.room.prev[0]]
+        self.assertEqual(holes, [
+            (after_pdu["prev_events"][0], after_pdu["depth"]),
+            (self.room.events[join_id]["prev_events"][0],
+             self.room.events[join_id]["depth"])])
+        events, _ = self.page_back(limit=3)
+        bodies = [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
+        self.assertEqual(bodies, ["after", *missed[::-1], *before[::-1]])
+        types = [e["type"] for e in events]
+        join_at = types.index("m.room.member")
+        self.assertEqual(join_at, 1 + len(missed))  # Bob's join: below the hole
+        self.assertEqual(events[join_at]["state_key"], BOB)
+        self.assertEqual(types[-1], "m.room.create")
+        self.assertEqual(len({e["event_id"] for e in events}), len(events))
+        # The hole was asked for from its top, the missing prev of "after" (first: the
+        # deepest; the page also reached our join, so what precedes it was asked too).
+        first = self.backfill_calls()[0]
+        self.assertEqual(first["v"][0], self.room.events[events[0]["event_id"]]
+                         ["prev_events"][0])
+        forwards = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=f&limit=100")
+        self.assertEqual([e["event_id"] for e in forwards["chunk"]],
+                         [e["event_id"] for e in reversed(events)])
+        self.assertEqual(self.get_success(self.hs.get_datastores().events
+                                          .get_backward_extremities(self.rid)), [])
+
+    def test_sync_prev_batch_pages_into_the_hole(self) -> None:
+        """/sync's `prev_batch` before the event after a hole continues into the hole,
+        which is backfilled right there (not only at the start of our history)."""
+        self.serve(messages=2)
+        missed, since = self.open_hole(3)
+        timeline = self.ok("GET", f"/sync?since={since}")["rooms"]["join"][self.rid][
+            "timeline"]
+        self.assertEqual([e["content"]["body"] for e in timeline["events"]], ["after"])
+        page = self.ok("GET", f"/rooms/{q(self.rid)}/messages?dir=b&limit=3"
+                              f"&from={q(timeline['prev_batch'])}")
+        self.assertEqual([e["content"].get("body") for e in page["chunk"]], missed[::-1])
+        self.assertIn("end", page)
+        # Only the hole was asked for, not the history before our join.
+        self.assertEqual(len(self.backfill_calls()), 1)
