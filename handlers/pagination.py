@@ -172,21 +172,21 @@ class PaginationHandler:
             "state": state,
         }
 
-    async def events_around(self, user_id: str, room_id: str, position: int,
+    async def events_around(self, user_id: str, event: Event, position: int,
                             before_limit: int, after_limit: int) -> EventsAround:
-        """Up to `before_limit`/`after_limit` events the user may see either side of the
-        event at stream `position` (the context of a search result; the caller has
-        checked that the user sees that event)."""
+        """Up to `before_limit`/`after_limit` events the user may see either side of
+        `event` (at stream `position`) in topological order: the context of a search
+        result (the caller has checked that the user sees that event)."""
         current = self._events.get_room_max_stream_ordering()
-        before = await self._page(user_id, room_id, position - 1, None, "b", before_limit,
-                                  None)
-        after = await self._page(user_id, room_id, position, current, "f", after_limit,
-                                 None)
-        token = StreamToken(room=position)
+        before = await self._page(user_id, event.room_id, (event.depth, position - 1), None,
+                                  "b", before_limit, None, current)
+        after = await self._page(user_id, event.room_id, (event.depth, position), None,
+                                 "f", after_limit, None, current)
         return EventsAround(
             before=[c for c, _ in before.events], after=[c for c, _ in after.events],
-            start=token.replace(room=before.next_pos).serialize(),
-            end=token.replace(room=after.next_pos).serialize(),
+            start=(before.next_pos
+                   or TopologicalToken(event.depth, position - 1)).serialize(),
+            end=(after.next_pos or TopologicalToken(event.depth, position)).serialize(),
             sources=[e for _, e in (*before.events, *after.events)])
 
     # -- internals --

@@ -188,7 +188,7 @@ class SearchHandler:
         if req is None:
             return None
         around = await self._pagination.events_around(
-            user_id, hit.room_id, hit.stream_ordering, req.before_limit, req.after_limit)
+            user_id, event, hit.stream_ordering, req.before_limit, req.after_limit)
         profiles = None
         if req.include_profile:
             profiles = await self._profiles(event, {event.sender,
