@@ -19,6 +19,7 @@ from storage.stores.push_actions import PushActionsStore
 from storage.stores.push_rules import PushRulesStore
 from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
+from storage.stores.relations import RelationsStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
 from storage.stores.server_keys import ServerKeysStore
@@ -43,7 +44,8 @@ class DataStores:
         self.profiles = ProfileStore(db)
         self.registration_tokens = RegistrationTokenStore(db)
         self.state = StateStore(db)
-        self.events = EventsStore(db, self.state)
+        self.relations = RelationsStore(db)
+        self.events = EventsStore(db, self.state, self.relations)
         self.event_federation = EventFederationStore(db)
         self.room_members = RoomMemberStore(db)
         self.events.add_local_membership_listener(self.room_members.invalidate_rooms_for_user)
