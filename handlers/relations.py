@@ -21,20 +21,41 @@ from handlers.event_serialize import EventRedactions, serialize_event
 from homeserver.errors import NotFoundError
 from homeserver.events import Event
 from homeserver.stream_token import StreamToken
-from storage.stores.relations import THREAD, RelationRow, relation_of
+from storage.stores.relations import THREAD, RelationRow, RelationsStore, relation_of
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
+MAIN_TIMELINE = "main"
 REPLACE = "m.replace"
 REFERENCE = "m.reference"
 #: /relations `recurse` (MSC3981) follows relations this many levels down (as Synapse)
 MAX_RECURSION_DEPTH = 3
+#: relation hops followed to find an event's thread (the spec recommends 3)
+MAX_THREAD_HOPS = 3
 #: /relations and /threads: the default and the largest `limit`
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 1000
 #: no position is this high: "from the newest"
 _TOP = 1 << 62
+
+
+async def thread_of(relations: RelationsStore, event: Event) -> tuple[str, set[str]]:
+    """The event's thread ("main" or the root's event ID) and the IDs on the way to it
+    (itself included): its own `m.thread` relation, else its parent's (a reaction or edit
+    of a reply is in the reply's thread), up to `MAX_THREAD_HOPS`, through the index."""
+    chain = {event.event_id}
+    own = relation_of(event)
+    relation = (own[0], own[1]) if own is not None else None
+    for _ in range(MAX_THREAD_HOPS):
+        if relation is None:
+            break
+        parent, rel_type = relation
+        if rel_type == THREAD:
+            return parent, chain
+        chain.add(parent)
+        relation = await relations.get_parent(event.room_id, parent)
+    return MAIN_TIMELINE, chain
 
 
 class BundledAggregations:
@@ -52,7 +73,7 @@ class BundledAggregations:
                          ) -> dict[str, dict[str, Any]]:
         """event ID -> its `m.relations` object, for those of `events` that have one.
 
-        One relation query per room for parents not cached, one event load for the
+        One relation query for the parents not cached, one event load for the
         edits and newest thread replies, whatever the number of events.
         """
         return await self._aggregate(events, user_id, nested=True)
@@ -62,18 +83,15 @@ class BundledAggregations:
         if not events:
             return {}
         redacted = await self._redactions.redactions_of(events)
-        by_room: dict[str, list[Event]] = {}
-        for event in events:
-            if event.event_id not in redacted:
-                by_room.setdefault(event.room_id, []).append(event)
+        parents = {e.event_id: e for e in events if e.event_id not in redacted}
         children: dict[str, tuple[RelationRow, ...]] = {}
-        for room_id, room_events in by_room.items():
-            children.update(await self._relations.get_children(
-                room_id, [e.event_id for e in room_events]))
+        for parent_id, rows in (await self._relations.get_children(parents)).items():
+            # A relation to an event of another room is never served.
+            same_room = tuple(r for r in rows if r.room_id == parents[parent_id].room_id)
+            if same_room:
+                children[parent_id] = same_room
         if not children:
             return {}
-        parents = {e.event_id: e for evs in by_room.values() for e in evs
-                   if e.event_id in children}
         wanted: set[str] = set()
         for parent_id, rows in children.items():
             parent = parents[parent_id]
@@ -211,9 +229,9 @@ class RelationsHandler:
         seen = {event_id}
         level = [event_id]
         for _ in range(MAX_RECURSION_DEPTH - 1):
-            children = await self._relations.get_children(room_id, level)
+            children = await self._relations.get_children(level)
             level = [r.event_id for rows in children.values() for r in rows
-                     if r.event_id not in seen]
+                     if r.event_id not in seen and r.room_id == room_id]
             if not level:
                 break
             seen.update(level)

@@ -30,6 +30,7 @@ class RelationRow:
     type: str
     stream_ordering: int
     origin_server_ts: int
+    room_id: str
 
 
 @attrs.frozen(slots=True)
@@ -41,7 +42,7 @@ class ThreadRow:
 
 
 _COLUMNS = ("event_id, relates_to_id, rel_type, aggregation_key, sender, type,"
-            " stream_ordering, origin_server_ts")
+            " stream_ordering, origin_server_ts, room_id")
 
 
 def relation_of(event: Event) -> tuple[str, str, str | None] | None:
@@ -61,7 +62,7 @@ def relation_of(event: Event) -> tuple[str, str, str | None] | None:
 def _row(r: tuple[Any, ...]) -> RelationRow:
     return RelationRow(event_id=r[0], relates_to_id=r[1], rel_type=r[2], key=r[3],
                        sender=r[4], type=r[5], stream_ordering=int(r[6]),
-                       origin_server_ts=int(r[7]))
+                       origin_server_ts=int(r[7]), room_id=r[8])
 
 
 class RelationsStore:
@@ -69,6 +70,8 @@ class RelationsStore:
         self.db = db
         # parent event ID -> its children, oldest first (() for none)
         self._children: LruCache[str, tuple[RelationRow, ...]] = LruCache(50_000)
+        # child event ID -> (room ID, parent ID, rel_type), or None when not indexed
+        self._parent: LruCache[str, tuple[str, str, str] | None] = LruCache(50_000)
 
     # -- writing (inside the events store's persist transaction) --
 
@@ -88,6 +91,7 @@ class RelationsStore:
             if row is not None:
                 txn.execute("DELETE FROM event_relations WHERE event_id = ?", (event.redacts,))
                 txn.call_after(self._children.invalidate, row[0])
+                txn.call_after(self._parent.invalidate, event.redacts)
         if new_local:
             txn.call_after(self._children.set, event.event_id, ())
         relation = relation_of(event)
@@ -99,18 +103,20 @@ class RelationsStore:
                           " AND rejected_reason IS NULL", (event.event_id, event.room_id)):
             return
         txn.execute(
-            f"INSERT INTO event_relations ({_COLUMNS}, room_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO event_relations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (event_id) DO NOTHING",
             (event.event_id, parent, rel_type, key, event.sender, event.type,
              stream_ordering, event.origin_server_ts, event.room_id))
         txn.call_after(self._children.invalidate, parent)
+        txn.call_after(self._parent.invalidate, event.event_id)
 
     # -- reading --
 
-    async def get_children(self, room_id: str, parent_ids: Collection[str]
+    async def get_children(self, parent_ids: Collection[str]
                            ) -> dict[str, tuple[RelationRow, ...]]:
-        """parent ID -> its children in `room_id`, oldest first (parents without any are
-        left out). One query for the parents not cached."""
+        """parent ID -> its children, oldest first (parents without any are left out;
+        children in another room than the parent are the caller's to drop). One query
+        per 500 parents not cached."""
         out: dict[str, tuple[RelationRow, ...]] = {}
         missing: list[str] = []
         for parent in parent_ids:
@@ -129,7 +135,7 @@ class RelationsStore:
             rows = await self.db.execute(
                 "get_relation_children",
                 f"SELECT {_COLUMNS} FROM event_relations WHERE relates_to_id IN ({marks})"
-                " AND room_id = ? ORDER BY stream_ordering", *chunk, room_id)
+                " ORDER BY stream_ordering", *chunk)
             for r in rows:
                 found.setdefault(r[1], []).append(_row(r))
         for parent in missing:
@@ -195,10 +201,18 @@ class RelationsStore:
             f" WHERE t.latest < ?{extra} ORDER BY t.latest DESC LIMIT ?", *args, limit)
         return [ThreadRow(root_id=r[0], latest_ordering=int(r[1])) for r in rows]
 
-    async def get_parent(self, event_id: str) -> tuple[str, str] | None:
-        """(parent event ID, rel_type) of an indexed child event."""
-        rows = await self.db.execute(
-            "get_relation_parent",
-            "SELECT relates_to_id, rel_type FROM event_relations WHERE event_id = ?",
-            event_id)
-        return (rows[0][0], rows[0][1]) if rows else None
+    async def get_parent(self, room_id: str, event_id: str) -> tuple[str, str] | None:
+        """(parent event ID, rel_type) of an indexed child event of `room_id`."""
+        if event_id in self._parent:
+            found = self._parent.get(event_id)
+        else:
+            seq = self._parent.sequence
+            rows = await self.db.execute(
+                "get_relation_parent",
+                "SELECT room_id, relates_to_id, rel_type FROM event_relations"
+                " WHERE event_id = ?", event_id)
+            found = (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+            self._parent.set(event_id, found, expected_sequence=seq)
+        if found is None or found[0] != room_id:
+            return None
+        return found[1], found[2]

@@ -3,6 +3,7 @@ on every path that serves events, and redaction removing children."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,17 @@ class RelationsTestCase(RoomHelpers, HomeserverTestCase):
 
         rows = self.get_success(pool.run_interaction("refill", refill))
         self.assertEqual([tuple(r) for r in rows], [(reply, self.root, "m.thread")])
+
+    def test_reference_to_thread_reply_counts_in_thread(self) -> None:
+        """A message relating (not by m.thread) to a thread reply notifies in that
+        thread's unread count, found through the relation index."""
+        reply = self.reply(self.alice, self.root)
+        self.send(self.alice, {"msgtype": "m.text", "body": "see above", "m.relates_to": {
+            "rel_type": "m.reference", "event_id": reply}})
+        threaded = {"room": {"timeline": {"unread_thread_notifications": True}}}
+        body = self.get(f"{C}/sync?filter={urllib.parse.quote(json.dumps(threaded))}",
+                        self.bob)
+        room = body["rooms"]["join"][self.room]
+        self.assertEqual(room["unread_thread_notifications"],
+                         {self.root: {"notification_count": 2, "highlight_count": 0}})
+        self.assertEqual(room["unread_notifications"]["notification_count"], 1)
