@@ -12,7 +12,7 @@ redacted event gets none, and redacted children are gone from the index.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -69,20 +69,27 @@ class BundledAggregations:
         self._relations = stores.relations
         self._redactions = EventRedactions(self._events)
 
-    async def for_events(self, events: Sequence[Event], user_id: str
+    async def for_events(self, events: Sequence[Event], user_id: str,
+                         redacted: Collection[str] | None = None
                          ) -> dict[str, dict[str, Any]]:
         """event ID -> its `m.relations` object, for those of `events` that have one.
 
         One relation query for the parents not cached, one event load for the
         edits and newest thread replies, whatever the number of events.
-        """
-        return await self._aggregate(events, user_id, nested=True)
 
-    async def _aggregate(self, events: Sequence[Event], user_id: str,
-                         nested: bool) -> dict[str, dict[str, Any]]:
+        Args:
+            redacted: the IDs of those of `events` that are redacted, if the caller
+                knows them already (they get no aggregations).
+        """
+        return await self._aggregate(events, user_id, nested=True, redacted=redacted)
+
+    async def _aggregate(self, events: Sequence[Event], user_id: str, nested: bool,
+                         redacted: Collection[str] | None = None
+                         ) -> dict[str, dict[str, Any]]:
         if not events:
             return {}
-        redacted = await self._redactions.redactions_of(events)
+        if redacted is None:
+            redacted = (await self._redactions.redactions_of(events)).keys()
         parents = {e.event_id: e for e in events if e.event_id not in redacted}
         children: dict[str, tuple[RelationRow, ...]] = {}
         for parent_id, rows in (await self._relations.get_children(parents)).items():

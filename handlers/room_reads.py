@@ -92,7 +92,8 @@ class RoomReadHandler:
                 transaction_id=txn_ids.get(event.event_id) if txn_ids else None)
                 for event in events]
         if user_id is not None:
-            aggregations = await self._aggregations.for_events(events, user_id)
+            aggregations = await self._aggregations.for_events(events, user_id,
+                                                               redacted=redactions.keys())
             for event, client in zip(events, out, strict=True):
                 agg = aggregations.get(event.event_id)
                 if agg is not None:
