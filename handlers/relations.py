@@ -67,6 +67,7 @@ class BundledAggregations:
         self._clock = hs.get_clock()
         self._events = stores.events
         self._relations = stores.relations
+        self._account_data = hs.get_account_data_handler()
         self._redactions = EventRedactions(self._events)
 
     async def for_events(self, events: Sequence[Event], user_id: str,
@@ -99,11 +100,13 @@ class BundledAggregations:
                 children[parent_id] = same_room
         if not children:
             return {}
+        # Thread counts and newest replies leave out users the reader ignores (spec).
+        ignored = await self._account_data.get_ignored_users(user_id)
         wanted: set[str] = set()
         for parent_id, rows in children.items():
             parent = parents[parent_id]
             wanted.update(r.event_id for r in rows if _may_edit(parent, r))
-            threads = [r for r in rows if r.rel_type == THREAD]
+            threads = _thread_rows(rows, ignored)
             if nested and threads:
                 wanted.add(threads[-1].event_id)
         loaded = await self._events.get_events(wanted) if wanted else {}
@@ -119,7 +122,7 @@ class BundledAggregations:
             edit = _newest_edit(parent, rows, loaded)
             if edit is not None:
                 agg[REPLACE] = serialize_event(edit, now)
-            threads = [r for r in rows if r.rel_type == THREAD]
+            threads = _thread_rows(rows, ignored)
             if nested and threads and threads[-1].event_id in loaded:
                 last = loaded[threads[-1].event_id]
                 latest.append(last)
@@ -137,6 +140,11 @@ class BundledAggregations:
                 if thread["latest_event"]["event_id"] == event_id:
                     thread["latest_event"]["unsigned"]["m.relations"] = agg
         return out
+
+
+def _thread_rows(rows: Sequence[RelationRow], ignored: Collection[str]
+                 ) -> list[RelationRow]:
+    return [r for r in rows if r.rel_type == THREAD and r.sender not in ignored]
 
 
 def _may_edit(parent: Event, row: RelationRow) -> bool:

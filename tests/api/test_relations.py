@@ -197,6 +197,18 @@ class RelationsTestCase(RoomHelpers, HomeserverTestCase):
         self.assertTrue(self.event_json(self.root)["unsigned"]["m.relations"]["m.thread"]
                         ["current_user_participated"])
 
+    def test_thread_aggregation_leaves_out_ignored_users(self) -> None:
+        """Replies by a user the reader ignores are not counted nor shown as newest."""
+        self.join("@carol:test", self.room)
+        mine = self.reply(self.carol, self.root, "carol")
+        self.reply(self.bob, self.root, "bob")
+        channel = self.make_request(
+            "PUT", f"{C}/user/@alice:test/account_data/m.ignored_user_list",
+            {"ignored_users": {"@bob:test": {}}}, access_token=self.alice)
+        self.assertEqual(channel.code, 200, channel.result)
+        thread = self.event_json(self.root)["unsigned"]["m.relations"]["m.thread"]
+        self.assertEqual((thread["count"], thread["latest_event"]["event_id"]), (1, mine))
+
     def test_references_and_annotations(self) -> None:
         """m.reference children are bundled as a chunk of IDs; annotations are not."""
         ref = self.send(self.bob, {"msgtype": "m.text", "body": "see",
