@@ -48,6 +48,7 @@ SERVLET_MODULES = (
     "client_api.push_rules",
     "client_api.openid",
     "client_api.space_hierarchy",
+    "client_api.relations",
     "federation.transport.user_queries",
     "federation.transport.hierarchy",
 )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from handlers.relations import thread_of
 from homeserver.event_auth import get_user_power_level
 from homeserver.events import Event
 from homeserver.push_rules import (
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAIN_THREAD = "main"
 
 
 @attrs.frozen(slots=True)
@@ -61,6 +61,7 @@ class BulkPushRuleEvaluator:
         self._rules = stores.push_rules
         self._state = stores.state
         self._events = stores.events
+        self._relations = stores.relations
         self._rooms: LruCache[str, _RoomInfo] = LruCache(10_000)
         self._compiled: LruCache[str, tuple[UserPushRules, tuple[CompiledRule, ...]]] = \
             LruCache(50_000)
@@ -86,7 +87,7 @@ class BulkPushRuleEvaluator:
         sender_level = get_user_power_level(event.sender, room.auth_events)
         ev = make_event_context(pdu, room.member_count, sender_level,
                                 room.notification_levels)
-        thread_id = _thread_id(event)
+        thread_id, _ = await thread_of(self._relations, event)
         stored = await self._rules.get_push_rules_for_users(list(recipients))
         # Users on the server-default rules get the same answer unless the event can name
         # them (a mention, their name in the body, their membership): evaluate that shared
@@ -153,15 +154,6 @@ class BulkPushRuleEvaluator:
                          notification_levels=levels if isinstance(levels, Mapping) else {})
         self._rooms.set(room_id, info)
         return info
-
-
-def _thread_id(event: Event) -> str:
-    relation = event.content.get("m.relates_to")
-    if isinstance(relation, Mapping) and relation.get("rel_type") == "m.thread":
-        root = relation.get("event_id")
-        if isinstance(root, str) and root:
-            return root
-    return MAIN_THREAD
 
 
 _UNSET = object()

@@ -160,7 +160,7 @@ class PaginationHandler:
             state = event_filter.filter(state)
         serialized = await self._with_txn_ids(user_id, device_id, [
             *before.events, *after.events,
-            ((await self._reads.serialize_events([event]))[0], event)])
+            ((await self._reads.serialize_events([event], user_id=user_id))[0], event)])
         n_before = len(before.events)
         return {
             "event": serialized[-1],
@@ -252,7 +252,7 @@ class PaginationHandler:
             fetched = await self._events.get_events(r.event_id for r in rows)
             visible = await self._visibility.filter_events_for_client(
                 user_id, [fetched[r.event_id] for r in rows if r.event_id in fetched])
-            serialized = await self._reads.serialize_events(visible)
+            serialized = await self._reads.serialize_events(visible, user_id=user_id)
             client_of = {e.event_id: (c, e) for c, e in zip(serialized, visible, strict=True)}
             consumed = 0
             for row in rows:

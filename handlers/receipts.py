@@ -7,9 +7,10 @@ receipts are only ever shown to their owner.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from handlers.relations import MAIN_TIMELINE, thread_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
 from storage.stores.receipts import PRIVATE_TYPE, Receipt
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
 #: receipt types a client may send to `/receipt` (m.fully_read sets the read marker)
 RECEIPT_TYPES = ("m.read", "m.read.private")
 FULLY_READ = "m.fully_read"
-MAIN_TIMELINE = "main"
-#: relation hops followed to find an event's thread (the spec recommends 3)
-_MAX_RELATION_HOPS = 3
 
 
 class ReceiptsHandler:
@@ -32,6 +30,7 @@ class ReceiptsHandler:
         stores = hs.get_datastores()
         self._store = stores.receipts
         self._events = stores.events
+        self._relations = stores.relations
         self._members = stores.room_members
         self._notifier = hs.get_notifier()
         self._visibility = hs.get_visibility_handler()
@@ -235,31 +234,10 @@ class ReceiptsHandler:
         events of that thread, the root itself and events related (by non-thread
         relations) to the root.
         """
-        thread, chain = await self._thread_of(event)
+        thread, chain = await thread_of(self._relations, event)
         if thread_id == MAIN_TIMELINE:
             return thread == MAIN_TIMELINE
         return thread == thread_id or thread_id in chain
-
-    async def _thread_of(self, event: Event) -> tuple[str, set[str]]:
-        """The event's thread ("main" or a root's event ID), following relations up to
-        `_MAX_RELATION_HOPS`, and the IDs of the events on the way (itself included)."""
-        chain = {event.event_id}
-        current = event
-        for _ in range(_MAX_RELATION_HOPS):
-            relation = current.content.get("m.relates_to")
-            if not isinstance(relation, Mapping):
-                break
-            parent_id = relation.get("event_id")
-            if not isinstance(parent_id, str):
-                break
-            if relation.get("rel_type") == "m.thread":
-                return parent_id, chain
-            chain.add(parent_id)
-            parent = await self._events.get_event(parent_id)
-            if parent is None or parent.room_id != event.room_id:
-                break
-            current = parent
-        return MAIN_TIMELINE, chain
 
 
 def _receipt_data(receipt: Receipt) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class RoomReadHandler:
         self._events = hs.get_datastores().events
         self._visibility = hs.get_visibility_handler()
         self._redactions = EventRedactions(self._events)
+        self._aggregations = hs.get_bundled_aggregations()
 
     # GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}
     async def get_event(self, user_id: str, room_id: str, event_id: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ class RoomReadHandler:
         if event is None or event.room_id != room_id \
                 or not await self._visibility.is_event_visible_to(user_id, event):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found.")
-        return (await self.serialize_events([event]))[0]
+        return (await self.serialize_events([event], user_id=user_id))[0]
 
     # GET /_matrix/client/v3/rooms/{roomId}/state
     async def get_state(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
@@ -73,17 +74,28 @@ class RoomReadHandler:
 
     async def serialize_events(self, events: Sequence[Event],
                                txn_ids: Mapping[str, str] | None = None,
-                               event_format: str = "client") -> list[dict[str, Any]]:
+                               event_format: str = "client", user_id: str | None = None
+                               ) -> list[dict[str, Any]]:
         """Events as clients may see them: pruned, with `unsigned.redacted_because`,
         where a redaction applies (`EventRedactions`), in the client format or
         (`event_format="federation"`) as PDUs. `txn_ids` (event ID -> transaction ID)
-        marks the requesting device's own sends (client format)."""
+        marks the requesting device's own sends (client format). With `user_id`, the
+        bundled aggregations (`unsigned["m.relations"]`) as that user sees them."""
         now = self._clock.time_msec()
         redactions = await self._redactions.redactions_of(events)
         if event_format == "federation":
-            return [serialize_federation_event(e, now, redactions.get(e.event_id))
-                    for e in events]
-        return [serialize_event(
-            event, now, redacted_by=redactions.get(event.event_id),
-            transaction_id=txn_ids.get(event.event_id) if txn_ids else None)
-            for event in events]
+            out = [serialize_federation_event(e, now, redactions.get(e.event_id))
+                   for e in events]
+        else:
+            out = [serialize_event(
+                event, now, redacted_by=redactions.get(event.event_id),
+                transaction_id=txn_ids.get(event.event_id) if txn_ids else None)
+                for event in events]
+        if user_id is not None:
+            aggregations = await self._aggregations.for_events(events, user_id,
+                                                               redacted=redactions.keys())
+            for event, client in zip(events, out, strict=True):
+                agg = aggregations.get(event.event_id)
+                if agg is not None:
+                    client["unsigned"] = {**client.get("unsigned", {}), "m.relations": agg}
+        return out

@@ -175,13 +175,9 @@ class SearchHandler:
                       and h.event_id not in redacted
                       and fetched[h.event_id].sender not in ignored]
         visible = await self._visibility.filter_events_for_client(user_id, candidates)
-        serialized = await self._serialize(visible)
+        serialized = await self._reads.serialize_events(visible, user_id=user_id)
         return {e.event_id: (c, e) for c, e in zip(serialized, visible, strict=True)
                 if flt.matches(c)}
-
-    async def _serialize(self, events: Sequence[Event]) -> list[dict[str, Any]]:
-        """Client events of search results: where bundled aggregations are added."""
-        return await self._reads.serialize_events(events)
 
     async def _context(self, user_id: str, hit: SearchHit, event: Event,
                        req: ContextRequest | None) -> ResultContext | None:

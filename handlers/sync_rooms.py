@@ -206,7 +206,8 @@ class RoomSyncBuilder:
     async def _serialize(self, req: SyncRequest, events: list[Event],
                          txn_ids: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         fc = req.filter
-        out = await self._reads.serialize_events(events, txn_ids, fc.event_format)
+        out = await self._reads.serialize_events(events, txn_ids, fc.event_format,
+                                                 user_id=req.user_id)
         if fc.event_fields is not None:
             out = [apply_event_fields(e, fc.event_fields) for e in out]
         return out

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from handlers.ratelimit import Ratelimiters
     from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
+    from handlers.relations import BundledAggregations, RelationsHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
@@ -462,6 +463,18 @@ class HomeServer:
         from handlers.room_reads import RoomReadHandler
 
         return RoomReadHandler(self)
+
+    @_part
+    def get_bundled_aggregations(self) -> BundledAggregations:
+        from handlers.relations import BundledAggregations
+
+        return BundledAggregations(self)
+
+    @_part
+    def get_relations_handler(self) -> RelationsHandler:
+        from handlers.relations import RelationsHandler
+
+        return RelationsHandler(self)
 
     @_part
     def get_filter_handler(self) -> FilterHandler:

@@ -19,6 +19,7 @@ from storage.stores.push_actions import PushActionsStore
 from storage.stores.push_rules import PushRulesStore
 from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
+from storage.stores.relations import RelationsStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
 from storage.stores.search import SearchStore
@@ -45,7 +46,8 @@ class DataStores:
         self.registration_tokens = RegistrationTokenStore(db)
         self.state = StateStore(db)
         self.search = SearchStore(db)
-        self.events = EventsStore(db, self.state, self.search)
+        self.relations = RelationsStore(db)
+        self.events = EventsStore(db, self.state, self.search, self.relations)
         self.event_federation = EventFederationStore(db)
         self.room_members = RoomMemberStore(db)
         self.events.add_local_membership_listener(self.room_members.invalidate_rooms_for_user)

@@ -15,6 +15,7 @@ from storage.caches import LruCache
 from storage.database import DatabasePool, Transaction
 from storage.recent_events import RecentRoomEvents
 from storage.stores.push_actions import PushAction, insert_push_actions_txn
+from storage.stores.relations import RelationsStore
 from storage.stores.search import SearchStore
 from storage.stores.state import StateKey, StateStore
 from storage.stream import StreamIdGenerator
@@ -57,10 +58,12 @@ class PersistContext:
 
 
 class EventsStore:
-    def __init__(self, db: DatabasePool, state: StateStore, search: SearchStore) -> None:
+    def __init__(self, db: DatabasePool, state: StateStore, search: SearchStore,
+                 relations: RelationsStore) -> None:
         self.db = db
         self._state = state
         self._search = search
+        self._relations = relations
         self._stream_ids = StreamIdGenerator(db, "events", "stream_ordering")
         self._event_cache: LruCache[str, Event] = LruCache(20_000)
         self._room_versions: dict[str, RoomVersion] = {}
@@ -157,6 +160,7 @@ class EventsStore:
                         (stream_ordering, event.rejected_reason, event.event_id))
             self._update_backward_extremities_txn(txn, event)
             self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
+            self._relations.persist_event_txn(txn, event, stream_ordering, new_local=False)
             return
         if event.type == "m.room.create" and event.state_key == "" and not ctx.outlier \
                 and not ctx.backfilled:
@@ -192,6 +196,8 @@ class EventsStore:
         if ctx.outlier:
             return
         self._update_backward_extremities_txn(txn, event)
+        self._relations.persist_event_txn(txn, event, stream_ordering,
+                                          new_local=ctx.txn_key is not None)
         if ctx.backfilled:
             self._persist_backfilled_rest_txn(txn, event, ctx, stream_ordering)
             return

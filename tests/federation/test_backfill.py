@@ -172,7 +172,8 @@ class BackfillTestCase(HomeserverTestCase):
         stores = self.hs.get_datastores()
         low = stores.events.get_room_min_stream_ordering()
         self.assertLess(low, 0)
-        rebuilt = type(stores.events)(stores.events.db, stores.state, stores.search)
+        rebuilt = type(stores.events)(stores.events.db, stores.state, stores.search,
+                                      stores.relations)
         self.assertEqual(rebuilt.get_room_min_stream_ordering(), low)
 
     def test_joined_history_stays_hidden(self) -> None:
