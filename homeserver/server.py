@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from handlers.ratelimit import Ratelimiters
     from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
+    from handlers.resumable_upload import CompletedUploadSink, ResumableUploadHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from handlers.tokens import TokenHandler
     from handlers.typing import TypingHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
+    from handlers.url_preview import UrlPreviewHandler
     from handlers.user_directory import UserDirectoryHandler
     from handlers.visibility import VisibilityHandler
     from homeserver.keys import SigningKey
@@ -521,3 +523,21 @@ class HomeServer:
         from handlers.space_hierarchy import SpaceHierarchyHandler
 
         return SpaceHierarchyHandler(self)
+
+    @_part
+    def get_resumable_upload_handler(self) -> ResumableUploadHandler:
+        from handlers.resumable_upload import ResumableUploadHandler
+
+        return ResumableUploadHandler(self)
+
+    @_part
+    def get_completed_upload_sink(self) -> CompletedUploadSink:
+        from handlers.resumable_upload import UnwiredSink
+
+        return UnwiredSink()
+
+    @_part
+    def get_url_preview_handler(self) -> UrlPreviewHandler:
+        from handlers.url_preview import UrlPreviewHandler
+
+        return UrlPreviewHandler(self)

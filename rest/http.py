@@ -33,12 +33,17 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
-    ("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date"),
-    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server"),
+    ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+    # Tus-* and Upload-*: browser tus clients of the resumable upload API
+    ("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date, "
+     "Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset"),
+    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server, Location, Tus-Resumable, "
+     "Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, "
+     "Upload-Expires, Upload-Metadata, Io-Axon-Content-Uri"),
 )
 
-METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+#: HEAD falls back to on_GET and OPTIONS to an empty 200 when a servlet has no own method
+METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 
 @attrs.define(slots=True)
@@ -155,10 +160,10 @@ class Router:
         return response
 
     async def _dispatch(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "OPTIONS":
-            return json_response(200, {})
         try:
             handler, args, path_matched = self._match(request.method, request.path)
+            if handler is None and request.method == "OPTIONS":
+                return json_response(200, {})
             if handler is None:
                 if path_matched:
                     raise MatrixError(405, Codes.UNRECOGNIZED, "Unrecognized request method")

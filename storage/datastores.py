@@ -19,6 +19,7 @@ from storage.stores.push_actions import PushActionsStore
 from storage.stores.push_rules import PushRulesStore
 from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
+from storage.stores.resumable_uploads import ResumableUploadStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
 from storage.stores.server_keys import ServerKeysStore
@@ -27,6 +28,7 @@ from storage.stores.stream import StreamStore
 from storage.stores.to_device import ToDeviceStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
+from storage.stores.url_previews import UrlPreviewStore
 from storage.stores.users import UserStore
 
 
@@ -62,3 +64,5 @@ class DataStores:
         self.openid = OpenIdStore(db)
         self.e2e_keys = E2eKeysStore(db)
         self.e2e_room_keys = E2eRoomKeysStore(db)
+        self.resumable_uploads = ResumableUploadStore(db)
+        self.url_previews = UrlPreviewStore(db)
