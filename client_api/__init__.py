@@ -49,6 +49,8 @@ SERVLET_MODULES = (
     "client_api.space_hierarchy",
     "federation.transport.user_queries",
     "federation.transport.hierarchy",
+    "rest.media.servlets",
+    "rest.media.federation",
     "client_api.resumable_upload",
     "client_api.url_preview",
 )

@@ -19,6 +19,7 @@ import attrs
 import yaml
 
 from homeserver.errors import ConfigError
+from homeserver.media_config import MEDIA_KEYS, MediaConfig
 
 logger = logging.getLogger(__name__)
 
@@ -579,7 +580,7 @@ KNOWN_KEYS = frozenset({
     "presence", "ip_range_blacklist", "ip_range_whitelist",
     "tls_certificate_path", "tls_private_key_path", "federation_verify_certificates",
     "rc_federation", "federation_max_request_body_size",
-}) | MEDIA_EXTRAS_KEYS
+}) | MEDIA_KEYS | MEDIA_EXTRAS_KEYS
 
 
 @attrs.frozen(slots=True)
@@ -633,6 +634,8 @@ class HomeServerConfig:
     rc_federation: RcFederationConfig = RcFederationConfig()
     #: body limit for `/_matrix/federation/` paths on listeners serving federation
     federation_max_request_body_size: int = DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE
+    #: the media repository's other keys (homeserver/media_config.py)
+    media: MediaConfig = MediaConfig()
     #: thumbnails, URL previews, resumable uploads
     media_extras: MediaExtrasConfig = MediaExtrasConfig()
 
@@ -755,6 +758,7 @@ class HomeServerConfig:
             federation_max_request_body_size=_get(
                 raw, "", "federation_max_request_body_size", parse_size,
                 DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE),
+            media=MediaConfig.parse(raw, config_dir),
             media_extras=MediaExtrasConfig.parse(raw),
         )
 

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from handlers.event_creation import EventCreationHandler
     from handlers.filter_handler import FilterHandler
     from handlers.login import LoginHandler
+    from handlers.media.remote import RemoteMediaFetcher
+    from handlers.media.repository import MediaRepository
+    from handlers.media.retention import MediaRetention
+    from handlers.media.storage import MediaStorage
     from handlers.message import MessageHandler
     from handlers.notifier import Notifier
     from handlers.openid import OpenIdHandler
@@ -523,6 +527,32 @@ class HomeServer:
         from handlers.space_hierarchy import SpaceHierarchyHandler
 
         return SpaceHierarchyHandler(self)
+
+    # -- media --
+
+    @_part
+    def get_media_storage(self) -> MediaStorage:
+        from handlers.media.storage import MediaStorage
+
+        return MediaStorage(self)
+
+    @_part
+    def get_media_repository(self) -> MediaRepository:
+        from handlers.media.repository import MediaRepository
+
+        return MediaRepository(self)
+
+    @_part
+    def get_remote_media_fetcher(self) -> RemoteMediaFetcher:
+        from handlers.media.remote import RemoteMediaFetcher
+
+        return RemoteMediaFetcher(self)
+
+    @_part
+    def get_media_retention(self) -> MediaRetention:
+        from handlers.media.retention import MediaRetention
+
+        return MediaRetention(self)
 
     @_part
     def get_resumable_upload_handler(self) -> ResumableUploadHandler:

@@ -9,12 +9,13 @@ parameters and return `(status, json_dict)`. The router renders every error — 
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import attrs
 import pydantic
@@ -63,10 +64,53 @@ class HttpRequest:
     requester: Any = None
     #: the request target exactly as sent (path and query), which X-Matrix signatures cover
     uri: str = ""
+    #: the body as a file (Twisted's spool) for paths whose bodies are streamed
+    #: (`rest/resource.py` STREAMED_BODY_PREFIXES); `body` is then empty
+    content: IO[bytes] | None = None
 
     @property
     def user_agent(self) -> str:
         return self.headers.get("user-agent", "")
+
+    def body_file(self) -> IO[bytes]:
+        """The body as a readable file from its start, whether streamed or in `body`."""
+        if self.content is None:
+            return io.BytesIO(self.body)
+        self.content.seek(0)
+        return self.content
+
+
+@attrs.frozen(slots=True)
+class FileRange:
+    """`length` bytes of the local file `path` from `offset`, part of a streamed body."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@attrs.frozen(slots=True)
+class StreamedBody:
+    """A response body written piece by piece: bytes as they are, files streamed from disk
+    (never read whole into memory)."""
+
+    parts: tuple[bytes | FileRange, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(len(p) if isinstance(p, bytes) else p.length for p in self.parts)
+
+    def read_all(self) -> bytes:
+        """The whole body in memory (tests only)."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                out.append(part)
+            else:
+                with open(part.path, "rb") as f:
+                    f.seek(part.offset)
+                    out.append(f.read(part.length))
+        return b"".join(out)
 
 
 @attrs.define(slots=True)
@@ -75,6 +119,8 @@ class HttpResponse:
     body: bytes
     headers: list[tuple[str, str]] = attrs.Factory(list)
     content_type: str = "application/json"
+    #: set instead of `body` for large bodies (media downloads)
+    stream: StreamedBody | None = None
 
 
 ServletResult = tuple[int, Any] | HttpResponse
