@@ -117,7 +117,8 @@ class ResumableUploadServlet(RestServlet):
             raise MatrixError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, Codes.INVALID_PARAM,
                               f"Content-Type must be {OFFSET_CONTENT_TYPE}")
         offset = _header_int(request, "Upload-Offset")
-        state = await self._handler.append(requester.user_id, upload_id, offset, request.body)
+        state = await self._handler.append(requester.user_id, upload_id, offset,
+                                           request.body_file())
         return _response(HTTPStatus.NO_CONTENT, _state_headers(state))
 
     # DELETE /_matrix/client/unstable/io.axon/upload/resumable/{uploadId}

@@ -17,7 +17,7 @@ import os
 import secrets
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import attrs
 from twisted.internet import defer, task
@@ -27,6 +27,7 @@ from homeserver.errors import BadRequestError, Codes, MatrixError, NotFoundError
 from storage.stores.resumable_uploads import ResumableUploadRow
 
 if TYPE_CHECKING:
+    from handlers.media.repository import MediaRepository
     from homeserver.server import HomeServer
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "expiration", "termination")
 EXPIRY_INTERVAL_S = 600
+_CHUNK = 256 * 1024
 
 
 class CompletedUploadSink(Protocol):
@@ -46,13 +48,18 @@ class CompletedUploadSink(Protocol):
         ...
 
 
-class UnwiredSink:
-    """Until the media repository is wired in: completing an upload fails cleanly."""
+class MediaRepositorySink:
+    """A finished file goes through the media repository's ordinary upload (size,
+    quotas, dedup)."""
+
+    def __init__(self, repository: MediaRepository) -> None:
+        self._repository = repository
 
     async def store_completed_upload(self, user_id: str, path: str, length: int,
                                      filename: str | None, content_type: str | None) -> str:
-        raise MatrixError(HTTPStatus.NOT_IMPLEMENTED, Codes.UNRECOGNIZED,
-                          "The media repository is not available")
+        with open(path, "rb") as f:
+            return await self._repository.upload(
+                user_id, content_type or "application/octet-stream", filename, f, length)
 
 
 @attrs.frozen(slots=True)
@@ -152,22 +159,25 @@ class ResumableUploadHandler:
         return _state(await self._get_own(user_id, upload_id))
 
     # PATCH /_matrix/client/unstable/io.axon/upload/resumable/{uploadId}
-    async def append(self, user_id: str, upload_id: str, offset: int, data: bytes
+    async def append(self, user_id: str, upload_id: str, offset: int, content: IO[bytes]
                      ) -> ResumableUploadState:
-        """Write `data` at `offset`, which must be where the upload stands (409 if not);
-        the last byte completes the upload."""
+        """Write the body at `offset`, which must be where the upload stands (409 if not);
+        the last byte completes the upload. The body is copied in chunks, never held
+        whole in memory."""
         async with self._linearizer.queue(upload_id):
             row = await self._get_own(user_id, upload_id)
             if offset != row.upload_offset:
                 raise MatrixError(HTTPStatus.CONFLICT, Codes.INVALID_PARAM,
                                   f"Upload-Offset is {row.upload_offset}, not {offset}")
-            if offset + len(data) > row.upload_length:
+            written = await self._run_in_thread(self._write, upload_id, offset, content,
+                                                row.upload_length - offset)
+            if written is None:
+                await self._run_in_thread(self._truncate, upload_id, offset)
                 raise MatrixError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, Codes.TOO_LARGE,
                                   "The data goes past Upload-Length")
-            if data:
-                await self._run_in_thread(self._write, upload_id, offset, data)
+            if written:
                 expires = self._clock.time_msec() + self._lifetime_ms
-                new_offset = offset + len(data)
+                new_offset = offset + written
                 if not await self._store.advance_offset(upload_id, offset, new_offset,
                                                         expires):
                     raise MatrixError(HTTPStatus.CONFLICT, Codes.INVALID_PARAM,
@@ -177,12 +187,24 @@ class ResumableUploadHandler:
                 return await self._complete(row)
             return _state(row)
 
-    def _write(self, upload_id: str, offset: int, data: bytes) -> None:
+    def _write(self, upload_id: str, offset: int, content: IO[bytes], room: int
+               ) -> int | None:
+        """Copy `content` to the file at `offset`; None if it holds more than `room`."""
+        written = 0
         with open(self._path(upload_id), "r+b") as f:
             # Bytes past the offset are from an interrupted request the row never counted.
             f.truncate(offset)
             f.seek(offset)
-            f.write(data)
+            while chunk := content.read(_CHUNK):
+                written += len(chunk)
+                if written > room:
+                    return None
+                f.write(chunk)
+        return written
+
+    def _truncate(self, upload_id: str, offset: int) -> None:
+        with open(self._path(upload_id), "r+b") as f:
+            f.truncate(offset)
 
     async def _complete(self, row: ResumableUploadRow) -> ResumableUploadState:
         uri = await self._sink.store_completed_upload(

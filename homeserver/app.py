@@ -22,6 +22,7 @@ RESOURCE_PREFIXES = {
 FEDERATION_PREFIX = "/_matrix/federation/"
 #: the paths that get `max_upload_size` (media uploads)
 MEDIA_PREFIX = "/_matrix/media/"
+RESUMABLE_UPLOAD_PREFIX = "/_matrix/client/unstable/io.axon/upload/resumable"
 
 
 def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
@@ -42,7 +43,9 @@ def build_site(hs: HomeServer, listener: ListenerConfig) -> AxonSite:
     resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
                               allowed_prefixes=prefixes)
     # Uploads may be as large as `max_upload_size`; their bodies are spooled to disk.
-    body_limits: tuple[tuple[str, int], ...] = ((MEDIA_PREFIX, hs.config.max_upload_size),)
+    body_limits: tuple[tuple[str, int], ...] = ((MEDIA_PREFIX, hs.config.max_upload_size),
+                                                (RESUMABLE_UPLOAD_PREFIX,
+                                                 hs.config.max_upload_size))
     if "federation" in listener.resources:
         body_limits += ((FEDERATION_PREFIX, hs.config.federation_max_request_body_size),)
     return AxonSite(resource, hs.config.max_request_body_size, body_limits=body_limits,

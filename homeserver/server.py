@@ -562,9 +562,9 @@ class HomeServer:
 
     @_part
     def get_completed_upload_sink(self) -> CompletedUploadSink:
-        from handlers.resumable_upload import UnwiredSink
+        from handlers.resumable_upload import MediaRepositorySink
 
-        return UnwiredSink()
+        return MediaRepositorySink(self.get_media_repository())
 
     @_part
     def get_url_preview_handler(self) -> UrlPreviewHandler:

@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 SERVER_HEADER = b"Axon"
 #: bodies on these paths (media uploads) are handed to servlets as Twisted's spool file
 #: (on disk past 100 kB) instead of being read into memory
-STREAMED_BODY_PREFIXES = ("/_matrix/media/",)
+STREAMED_BODY_PREFIXES = ("/_matrix/media/",
+                          # tus PATCH chunks (client_api/resumable_upload.py)
+                          "/_matrix/client/unstable/io.axon/upload/resumable")
 
 
 class LimitedRequest(server.Request):

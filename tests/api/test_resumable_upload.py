@@ -183,3 +183,29 @@ class ResumableUploadTestCase(HomeserverTestCase):
     def tearDown(self) -> None:
         shutil.rmtree(os.path.join(self.config.media_store_path, "resumable"),
                       ignore_errors=True)
+
+
+class ResumableUploadToRepositoryTestCase(HomeserverTestCase):
+    def test_completed_upload_is_downloadable(self) -> None:
+        """A finished upload is stored by the media repository and downloads with its
+        content type and file name."""
+        self.register_user("alice")
+        token = self.login("alice")
+        channel = self.make_request(
+            "POST", BASE, access_token=token,
+            headers={**TUS, "Upload-Length": "6",
+                     "Upload-Metadata": f"filename {b64('a.txt')},filetype {b64('text/plain')}"})
+        location = channel.header("Location")
+        channel = self.make_request("PATCH", location, b"abcdef", access_token=token,
+                                    headers={**TUS, "Upload-Offset": "0",
+                                             "Content-Type": "application/offset+octet-stream"})
+        uri = channel.header("Io-Axon-Content-Uri")
+        assert uri is not None and uri.startswith("mxc://test/")
+        channel = self.make_request(
+            "GET", f"/_matrix/client/v1/media/download/test/{uri.rsplit('/', 1)[1]}",
+            access_token=token)
+        self.assertEqual(channel.code, 200)
+        assert channel.response is not None
+        body = channel.response.stream.read_all() if channel.response.stream else channel.result
+        self.assertEqual(body, b"abcdef")
+        self.assertEqual(channel.response.content_type, "text/plain")
