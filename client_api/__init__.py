@@ -51,6 +51,7 @@ SERVLET_MODULES = (
     "federation.transport.hierarchy",
     "rest.media.servlets",
     "rest.media.federation",
+    "rest.media.thumbnails",
     "client_api.resumable_upload",
     "client_api.url_preview",
 )

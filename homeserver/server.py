@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from handlers.media.repository import MediaRepository
     from handlers.media.retention import MediaRetention
     from handlers.media.storage import MediaStorage
+    from handlers.media_thumbnails import ThumbnailHandler
     from handlers.message import MessageHandler
     from handlers.notifier import Notifier
     from handlers.openid import OpenIdHandler
@@ -571,3 +572,9 @@ class HomeServer:
         from handlers.url_preview import UrlPreviewHandler
 
         return UrlPreviewHandler(self)
+
+    @_part
+    def get_thumbnail_handler(self) -> ThumbnailHandler:
+        from handlers.media_thumbnails import ThumbnailHandler
+
+        return ThumbnailHandler(self)

@@ -13,6 +13,7 @@ from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
 from storage.stores.media import MediaStore
+from storage.stores.media_thumbnails import MediaThumbnailStore
 from storage.stores.openid import OpenIdStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
@@ -68,3 +69,4 @@ class DataStores:
         self.media = MediaStore(db)
         self.resumable_uploads = ResumableUploadStore(db)
         self.url_previews = UrlPreviewStore(db)
+        self.media_thumbnails = MediaThumbnailStore(db)

@@ -10,6 +10,7 @@ import logging
 import re
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from typing import IO, TYPE_CHECKING
 
 import attrs
@@ -99,6 +100,21 @@ class MediaRepository:
         self._media = config.media
         self.storage: MediaStorage = hs.get_media_storage()
         self._remote: RemoteMediaFetcher = hs.get_remote_media_fetcher()
+        #: called with each new local upload (thumbnails); failures are logged
+        self._upload_listeners: list[Callable[[MediaFile], Awaitable[None]]] = []
+
+    def add_upload_listener(self, listener: Callable[[MediaFile], Awaitable[None]]) -> None:
+        self._upload_listeners.append(listener)
+
+    async def _notify_upload(self, media_id: str, media_type: str, upload_name: str | None,
+                             stored: StoredContent) -> None:
+        media = MediaFile(self._server_name, media_id, media_type, stored.length,
+                          upload_name, stored.sha256, self.storage.local_path(stored.sha256))
+        for listener in self._upload_listeners:
+            try:
+                await listener(media)
+            except Exception:  # noqa: BLE001 - an upload stands even if a listener fails
+                logger.exception("Upload listener failed for %s", media_id)
 
     @property
     def max_upload_size(self) -> int:
@@ -155,6 +171,7 @@ class MediaRepository:
         await self._store.store_local_media(
             media_id, user_id, media_type, upload_name, stored.length, stored.sha256,
             self._clock.time_msec(), self._media.enable_authenticated_media)
+        await self._notify_upload(media_id, media_type, upload_name, stored)
         return f"mxc://{self._server_name}/{media_id}"
 
     # POST /_matrix/media/v1/create
@@ -203,6 +220,7 @@ class MediaRepository:
                 self._clock.time_msec()):
             # A concurrent upload won (the unique key decides, not the read above).
             raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media ID already has content")
+        await self._notify_upload(media_id, media_type, upload_name, stored)
 
     def _new_media_id(self) -> str:
         return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
