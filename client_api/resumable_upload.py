@@ -87,7 +87,8 @@ class ResumableUploadCreateServlet(RestServlet):
 
 
 class ResumableUploadServlet(RestServlet):
-    PATTERNS = (f"^{re.escape(PREFIX)}/(?P<upload_id>[A-Za-z0-9_-]{{1,64}})$",)
+    # Any segment routes here; an ID we never issued is simply unknown (404).
+    PATTERNS = (f"^{re.escape(PREFIX)}/(?P<upload_id>[^/]+)$",)
 
     def __init__(self, hs: HomeServer) -> None:
         self._auth = hs.get_auth()

@@ -14,6 +14,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import secrets
 from email.utils import formatdate
 from http import HTTPStatus
@@ -36,6 +37,8 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "expiration", "termination")
 EXPIRY_INTERVAL_S = 600
 _CHUNK = 256 * 1024
+#: what `secrets.token_urlsafe` issues; anything else is unknown (and never a file name)
+_UPLOAD_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CompletedUploadSink(Protocol):
@@ -148,6 +151,8 @@ class ResumableUploadHandler:
             pass
 
     async def _get_own(self, user_id: str, upload_id: str) -> ResumableUploadRow:
+        if not _UPLOAD_ID_RE.fullmatch(upload_id):
+            raise NotFoundError("Unknown upload")
         row = await self._store.get_upload(upload_id)
         # Another user's upload is as unknown as a missing one.
         if row is None or row.user_id != user_id or row.expires_ms <= self._clock.time_msec():
