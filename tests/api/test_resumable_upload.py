@@ -32,7 +32,9 @@ def b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
-class ResumableUploadTestCase(HomeserverTestCase):
+class TusTestBase(HomeserverTestCase):
+    """Helpers: a user, a fake media sink, and one method per tus request."""
+
     def prepare(self, reactor: Any, hs: Any) -> None:
         self.sink = FakeSink()
         handler = hs.get_resumable_upload_handler()
@@ -58,6 +60,12 @@ class ResumableUploadTestCase(HomeserverTestCase):
         return self.make_request("HEAD", location, access_token=token or self.token,
                                  headers=TUS)
 
+    def tearDown(self) -> None:
+        shutil.rmtree(os.path.join(self.config.media_store_path, "resumable"),
+                      ignore_errors=True)
+
+
+class ResumableUploadTestCase(TusTestBase):
     def test_options_advertises_tus(self) -> None:
         """OPTIONS answers 204 with the version, the extensions and the maximum size."""
         channel = self.make_request("OPTIONS", BASE)
@@ -180,10 +188,6 @@ class ResumableUploadTestCase(HomeserverTestCase):
         self.assertEqual(channel.code, 201)
         self.assertEqual(channel.header("Io-Axon-Content-Uri"), "mxc://test/upload1")
 
-    def tearDown(self) -> None:
-        shutil.rmtree(os.path.join(self.config.media_store_path, "resumable"),
-                      ignore_errors=True)
-
 
 class ResumableUploadToRepositoryTestCase(HomeserverTestCase):
     def test_completed_upload_is_downloadable(self) -> None:
@@ -209,3 +213,71 @@ class ResumableUploadToRepositoryTestCase(HomeserverTestCase):
         body = channel.response.stream.read_all() if channel.response.stream else channel.result
         self.assertEqual(body, b"abcdef")
         self.assertEqual(channel.response.content_type, "text/plain")
+
+
+def _openapi() -> dict[str, Any]:
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "api" / "io.axon.yaml"
+    return yaml.safe_load(path.read_text())  # type: ignore[no-any-return]
+
+
+def _resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+class ResumableUploadSpecTestCase(TusTestBase):
+    """The server's tus answers match docs/api/io.axon.yaml (status, headers, error body)."""
+
+    def check(self, path: str, method: str, channel: Any) -> None:
+        import re
+
+        doc = _openapi()
+        operation = doc["paths"][path][method.lower()]
+        responses = operation["responses"]
+        self.assertIn(str(channel.code), responses, (method, path, channel.code))
+        response = _resolve(doc, responses[str(channel.code)])
+        for name, spec in response.get("headers", {}).items():
+            spec = _resolve(doc, spec)
+            value = channel.header(name)
+            if value is None:
+                self.assertFalse(spec.get("required"), f"{method} {path}: {name} missing")
+                continue
+            schema = spec["schema"]
+            if "const" in schema:
+                self.assertEqual(value, schema["const"], name)
+            if "pattern" in schema:
+                self.assertRegex(value, re.compile(schema["pattern"]), name)
+        content = response.get("content", {}).get("application/json")
+        if content is not None:
+            schema = _resolve(doc, content["schema"])
+            for key in schema["required"]:
+                self.assertIsInstance(channel.json_body[key], str)
+
+    def test_answers_match_openapi(self) -> None:
+        """OPTIONS, POST, HEAD, PATCH (ok, 409, 415), DELETE and errors as documented."""
+        base = "/_matrix/client/unstable/io.axon/upload/resumable"
+        one = base + "/{uploadId}"
+        self.check(base, "OPTIONS", self.make_request("OPTIONS", BASE))
+        created = self.create(4)
+        self.check(base, "POST", created)
+        self.check(base, "POST", self.create(10**12))  # 413
+        location = created.header("Location")
+        self.check(one, "HEAD", self.head(location))
+        self.check(one, "PATCH", self.patch(location, 0, b"ab"))
+        self.check(one, "PATCH", self.patch(location, 0, b"ab"))  # 409
+        self.check(one, "PATCH", self.patch(location, 2, b"cd", content_type="text/plain"))
+        done = self.patch(location, 2, b"cd")
+        self.check(one, "PATCH", done)
+        self.assertIsNotNone(done.header("Io-Axon-Content-Uri"))
+        self.check(one, "HEAD", self.head(location))
+        other = self.create(1).header("Location")
+        self.check(one, "DELETE", self.make_request("DELETE", other, access_token=self.token,
+                                                   headers=TUS))
