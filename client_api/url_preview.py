@@ -11,13 +11,15 @@ if TYPE_CHECKING:
 
 
 class PreviewUrlServlet(RestServlet):
-    PATTERNS = ("^/_matrix/client/v1/media/preview_url$",)
+    # the deprecated /_matrix/media/ path still needs a token, as in Synapse
+    PATTERNS = ("^/_matrix/client/v1/media/preview_url$",
+                "^/_matrix/media/(?:r0|v3|v1)/preview_url$")
 
     def __init__(self, hs: HomeServer) -> None:
         self._auth = hs.get_auth()
         self._handler = hs.get_url_preview_handler()
 
-    # GET /_matrix/client/v1/media/preview_url
+    # GET /_matrix/client/v1/media/preview_url (and /_matrix/media/v3/preview_url)
     async def on_GET(self, request: HttpRequest) -> tuple[int, Any]:
         requester = await self._auth.get_user_by_req(request)
         url = parse_string(request, "url", required=True)

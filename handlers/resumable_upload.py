@@ -50,6 +50,11 @@ class CompletedUploadSink(Protocol):
         upload; returns its `mxc://` URI."""
         ...
 
+    async def check_upload_allowed(self, user_id: str, length: int) -> None:
+        """Raise the error the store would give an upload of `length` bytes (size,
+        quotas), so that a doomed upload is refused before its bytes are sent."""
+        ...
+
 
 class MediaRepositorySink:
     """A finished file goes through the media repository's ordinary upload (size,
@@ -63,6 +68,9 @@ class MediaRepositorySink:
         with open(path, "rb") as f:
             return await self._repository.upload(
                 user_id, content_type or "application/octet-stream", filename, f, length)
+
+    async def check_upload_allowed(self, user_id: str, length: int) -> None:
+        await self._repository.check_upload_allowed(user_id, length)
 
 
 @attrs.frozen(slots=True)
@@ -133,6 +141,7 @@ class ResumableUploadHandler:
         if length > self.max_size:
             raise MatrixError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, Codes.TOO_LARGE,
                               f"Upload-Length exceeds the maximum of {self.max_size} bytes")
+        await self._sink.check_upload_allowed(user_id, length)
         now = self._clock.time_msec()
         row = ResumableUploadRow(
             upload_id=secrets.token_urlsafe(24), user_id=user_id, upload_length=length,

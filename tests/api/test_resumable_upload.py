@@ -27,6 +27,9 @@ class FakeSink:
         self.stored.append((user_id, data, filename, content_type))
         return f"mxc://test/upload{len(self.stored)}"
 
+    async def check_upload_allowed(self, user_id: str, length: int) -> None:
+        pass
+
 
 def b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
@@ -190,6 +193,18 @@ class ResumableUploadTestCase(TusTestBase):
 
 
 class ResumableUploadToRepositoryTestCase(HomeserverTestCase):
+    @override_config({"media_upload_limits": [{"time_period": "1d", "max_size": 100}]})
+    def test_quota_refused_at_creation(self) -> None:
+        """An upload that would pass the user's media quota is refused at creation (413)."""
+        self.register_user("alice")
+        token = self.login("alice")
+        channel = self.make_request("POST", BASE, access_token=token,
+                                    headers={**TUS, "Upload-Length": "101"})
+        self.assert_error(channel, 413, "M_TOO_LARGE")
+        channel = self.make_request("POST", BASE, access_token=token,
+                                    headers={**TUS, "Upload-Length": "100"})
+        self.assertEqual(channel.code, 201)
+
     def test_completed_upload_is_downloadable(self) -> None:
         """A finished upload is stored by the media repository and downloads with its
         content type and file name."""

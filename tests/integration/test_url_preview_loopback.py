@@ -50,6 +50,13 @@ def serve(pages: Pages) -> http.server.ThreadingHTTPServer:
                 self.send_header("Location", f"http://127.0.0.2:{pages.port}/og.html")
                 self.end_headers()
                 return
+            if self.path == "/stream.html":  # no Content-Length: read until the limit
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                for _ in range(50):
+                    self.wfile.write(b"<p>" + b"x" * 4096 + b"</p>")
+                return
             page = pages.pages.get(self.path)
             if page is None:
                 self.send_error(404)
@@ -112,6 +119,8 @@ class UrlPreviewLoopbackTestCase(unittest.TestCase):
         code, og = self.preview("/cat.png")
         self.assertEqual((code, og["og:image:type"]), (200, "image/png"))
         code, err = self.preview("/big.html")
+        self.assertEqual((code, err["errcode"]), (502, "M_UNKNOWN"))
+        code, err = self.preview("/stream.html")
         self.assertEqual((code, err["errcode"]), (502, "M_UNKNOWN"))
         code, err = self.preview("/redirect")
         self.assertEqual((code, err["errcode"]), (403, "M_UNKNOWN"))
