@@ -38,11 +38,6 @@ class ThumbnailFile:
     path: str
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _write(path: str, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -69,8 +64,7 @@ class ThumbnailHandler:
         """
         if not can_thumbnail(media.media_type):
             return []
-        data = await self._run_in_thread(_read, media.path)
-        thumbs = await self._run_in_thread(generate_thumbnails, data, media.media_type,
+        thumbs = await self._run_in_thread(generate_thumbnails, media.path, media.media_type,
                                            self._sizes, self._max_pixels)
         rows = []
         for thumb in thumbs:

@@ -52,9 +52,9 @@ def can_thumbnail(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in THUMBNAIL_TYPES
 
 
-def _open(data: bytes, max_image_pixels: int) -> Image.Image:
+def _open(data: bytes | str, max_image_pixels: int) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ThumbnailError(f"not an image: {e}") from None
     if image.width * image.height > max_image_pixels:
@@ -107,9 +107,10 @@ def _animated(image: Image.Image, spec: ThumbnailSize, out_type: str) -> Thumbna
                      out.getvalue())
 
 
-def generate_thumbnails(data: bytes, content_type: str, specs: Iterable[ThumbnailSize],
+def generate_thumbnails(data: bytes | str, content_type: str, specs: Iterable[ThumbnailSize],
                         max_image_pixels: int) -> list[Thumbnail]:
-    """Every configured thumbnail of an image; animated ones too for animated GIF/WebP.
+    """Every configured thumbnail of an image (its bytes, or the path of its file, which
+    is then read only as far as decoding needs); animated ones too for animated GIF/WebP.
 
     Raises:
         ThumbnailError: not a thumbnailable image, truncated, or above `max_image_pixels`.
