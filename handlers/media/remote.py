@@ -120,7 +120,7 @@ class RemoteMediaFetcher:
         except FederationRequestError as e:
             raise _client_error(e) from None
         return _FilePart(0, answer.length, _media_type(answer.headers),
-                         _disposition_name(answer.headers.get("content-disposition")))
+                         disposition_file_name(answer.headers.get("content-disposition")))
 
     async def _multipart_part(self, path: str, headers: dict[str, str], length: int,
                               timeout: float) -> _FilePart:
@@ -150,7 +150,7 @@ class RemoteMediaFetcher:
             except FederationRequestError as e:
                 raise _client_error(e) from None
             return _FilePart(0, answer.length, _media_type(answer.headers),
-                             _disposition_name(answer.headers.get("content-disposition")))
+                             disposition_file_name(answer.headers.get("content-disposition")))
         start = header_end + 4
         end_in_tail = tail.rfind(b"\r\n" + delimiter + b"--")
         if end_in_tail < 0:
@@ -159,7 +159,7 @@ class RemoteMediaFetcher:
         if end < start:
             raise MatrixError(502, Codes.UNKNOWN, "Remote server sent a bad multipart body")
         return _FilePart(start, end - start, _media_type(part_headers),
-                         _disposition_name(part_headers.get("content-disposition")))
+                         disposition_file_name(part_headers.get("content-disposition")))
 
 
 @attrs.frozen(slots=True)
@@ -229,7 +229,7 @@ def _media_type(headers: dict[str, str]) -> str:
     return value
 
 
-def _disposition_name(header: str | None) -> str | None:
+def disposition_file_name(header: str | None) -> str | None:
     """The file name of a Content-Disposition header (`filename*=` preferred, RFC 6266)."""
     if not header:
         return None
