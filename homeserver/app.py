@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 RESOURCE_PREFIXES = {
     "client": ("/_matrix/client/", "/.well-known/matrix/", "/_synapse/", "/_matrix/media/",
                "/health", "/_matrix/static/"),
-    "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server"),
+    # /_matrix/media/ too: servers older than Matrix 1.11 fetch media there (as Synapse)
+    "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server",
+                   "/_matrix/media/"),
 }
 #: the paths that get `federation_max_request_body_size` on a listener serving federation
 FEDERATION_PREFIX = "/_matrix/federation/"

@@ -72,7 +72,7 @@ def check_media_address(server_name: str, media_id: str) -> None:
         raise NotFoundError("Unknown media")
 
 
-def _copy_and_hash(src: IO[bytes], dest: str, max_size: int) -> StoredContent | None:
+def copy_and_hash(src: IO[bytes], dest: str, max_size: int) -> StoredContent | None:
     """Copy `src` to the file `dest` while hashing; None once it passes `max_size`."""
     digest = hashlib.sha256()
     length = 0
@@ -133,7 +133,7 @@ class MediaRepository:
         """
         limit = self._max_upload_size if max_size is None else max_size
         with self.storage.temp_path() as tmp:
-            stored = await self._run_in_thread(_copy_and_hash, content, tmp, limit)
+            stored = await self._run_in_thread(copy_and_hash, content, tmp, limit)
             if stored is None:
                 raise MatrixError(413, Codes.TOO_LARGE, "Upload request body is too large")
             await self.storage.store(stored.sha256, tmp, remote=remote)

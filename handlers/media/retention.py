@@ -61,5 +61,7 @@ class MediaRetention:
             logger.exception("Media retention run failed")
 
     async def _delete_files(self, hashes: list[str]) -> None:
-        for sha in hashes:
+        # Checked again right before deleting: an upload of the same content may have
+        # been recorded since the rows went (it reuses the stored file).
+        for sha in await self._store.get_unreferenced(hashes):
             await self._storage.delete(sha)

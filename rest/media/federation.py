@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class FederationDownloadServlet(FederationServlet):
-    PATTERNS = federation_patterns("/media/download/(?P<media_id>[^/]+)")
+    PATTERNS = federation_patterns("/media/download/(?P<media_id>[^/]*)")
 
     def __init__(self, hs: HomeServer) -> None:
         super().__init__(hs)

@@ -74,7 +74,8 @@ def media_response(request: HttpRequest, media_type: str, length: int, path: str
                    upload_name: str | None) -> HttpResponse:
     """A download: the file streamed from disk with the safety headers; `Range` honoured."""
     headers = [("Content-Disposition", content_disposition(media_type, upload_name)),
-               ("Accept-Ranges", "bytes"), ("Cache-Control", "public,max-age=86400,s-maxage=86400"),
+               ("Accept-Ranges", "bytes"),
+               ("Cache-Control", "public,max-age=86400,s-maxage=0,proxy-revalidate"),
                *SECURITY_HEADERS]
     wanted = parse_range(request.headers.get("range"), length)
     if wanted is False:

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SERVER = r"(?P<server_name>[^/]+)"
-_MEDIA = r"(?P<media_id>[^/]+)"
+_SERVER = r"(?P<server_name>[^/]*)"
+_MEDIA = r"(?P<media_id>[^/]*)"
 
 
 def media_patterns(path_regex: str, versions: tuple[str, ...] = ("r0", "v3", "v1")
@@ -137,6 +137,7 @@ class _DownloadBase(RestServlet):
         timeout_ms = parse_integer(request, "timeout_ms", minimum=0)
         if file_name is not None and _CONTROL_RE.search(file_name):
             raise NotFoundError("Unknown media")
+        file_name = file_name or None
         media = await self._repo.get_media(
             server_name, media_id, authenticated=self.AUTHENTICATED,
             allow_remote=bool(allow_remote), timeout_ms=timeout_ms)
@@ -144,7 +145,7 @@ class _DownloadBase(RestServlet):
 
 
 class DownloadServlet(_DownloadBase):
-    PATTERNS = client_media_patterns(f"/download/{_SERVER}/{_MEDIA}(?:/(?P<file_name>[^/]+))?")
+    PATTERNS = client_media_patterns(f"/download/{_SERVER}/{_MEDIA}(?:/(?P<file_name>[^/]*))?")
     # GET /_matrix/client/v1/media/download/{serverName}/{mediaId}[/{fileName}]
 
 
@@ -152,7 +153,7 @@ class LegacyDownloadServlet(_DownloadBase):
     """Deprecated (spec v1.11) but still used by old clients and servers."""
 
     AUTHENTICATED = False
-    PATTERNS = media_patterns(f"/download/{_SERVER}/{_MEDIA}(?:/(?P<file_name>[^/]+))?",
+    PATTERNS = media_patterns(f"/download/{_SERVER}/{_MEDIA}(?:/(?P<file_name>[^/]*))?",
                               versions=("r0", "v3", "v1"))
     # GET /_matrix/media/v3/download/{serverName}/{mediaId}[/{fileName}]
 

@@ -208,6 +208,11 @@ class MediaStore:
 
     # -- retention --
 
+    async def get_unreferenced(self, hashes: list[str]) -> list[str]:
+        """Of these content hashes, those no local or remote row refers to."""
+        return await self.db.run_interaction(
+            "get_unreferenced_media", _unreferenced_txn, set(hashes))
+
     async def delete_expired_pending(self, now_ms: int) -> int:
         """Drop async-upload IDs whose content never came; returns how many."""
 

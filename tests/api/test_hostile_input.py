@@ -149,6 +149,10 @@ BODY_IGNORED = {
     ("DELETE", "/room_keys/keys"), ("DELETE", "/room_keys/keys/{room_id}"),
     ("DELETE", "/room_keys/keys/{room_id}/{session_id}"),
     ("DELETE", "/room_keys/version/{version}"),
+    # media uploads: the body is the file, so any bytes are a valid upload
+    ("POST", "/_matrix/media/r0/upload"),
+    ("PUT", "/_matrix/media/v3/upload/{server_name}/{media_id}"),
+    ("POST", "/_matrix/media/v1/create"),
     # tus: the POST body is empty, PATCH bytes are no JSON (tests/api/test_resumable_upload.py)
     ("POST", "/io.axon/upload/resumable"), ("DELETE", "/io.axon/upload/resumable/{upload_id}"),
 }
@@ -167,7 +171,7 @@ QUERY_NAMES = ("access_token", "from", "to", "dir", "limit", "filter", "since", 
                "not_membership", "at", "user_id", "kind", "suggested_only", "max_depth",
                "username", "token", "valid", "include_unredacted_content", "ts",
                "room_id", "event_id", "device_id", "txn_id", "search_term", "include_all",
-               "version")
+               "version", "filename", "allow_remote", "timeout_ms")
 
 BAD_UTF8 = ("%ED%A0%80", "%FF")  # an encoded lone surrogate; a byte that is never UTF-8
 

@@ -307,6 +307,19 @@ class MediaTestCase(HomeserverTestCase):
         self.assertEqual(self.download(kept).code, 200)
         self.assertEqual(self.stored_files(), [hashlib.sha256(PNG).hexdigest()])
 
+    @override_config({"media_retention": {"local_media_lifetime": "30d"}})
+    def test_retention_keeps_shared_content(self) -> None:
+        """Expiring one upload keeps the stored file while another upload of the same
+        content still refers to it."""
+        old = self.upload_ok(PNG)
+        self.reactor.advance(20 * 86_400)
+        newer = self.upload_ok(PNG, token=self.bob_token)
+        self.hs.get_media_retention().start()
+        self.reactor.advance(11 * 86_400)
+        self.pump()
+        self.assert_error(self.download(old), 404, Codes.NOT_FOUND)
+        self.assertEqual(self.download(newer).result, PNG)
+
     def test_retention_drops_expired_pending_ids(self) -> None:
         """The job removes reserved IDs that never got content, freeing the pending quota."""
         mxc = self.create().json_body["content_uri"].removeprefix("mxc://")
