@@ -137,3 +137,27 @@ class ThumbnailApiTestCase(HomeserverTestCase):
         self.assertEqual(parts[0].get_content_type(), "application/json")
         image = Image.open(io.BytesIO(parts[1].get_payload(decode=True)))
         self.assertEqual(image.size, (96, 96))
+
+
+class RemoteThumbnailTestCase(HomeserverTestCase):
+    def test_remote_media_thumbnailed_locally(self) -> None:
+        """A remote image is fetched over federation once, then thumbnailed here: the
+        thumbnail request does not ask the origin for a thumbnail."""
+        from tests.federation.test_media_federation import FakeOrigin
+
+        self.register_user("bob")
+        token = self.login("bob")
+        origin = FakeOrigin()
+        self.hs.get_remote_media_fetcher()._federation = origin
+        origin.files["pic"] = ("image/png", image_bytes((300, 200), "PNG"), None)
+        channel = self.make_request(
+            "GET", "/_matrix/client/v1/media/thumbnail/remote.example/pic?width=32&height=32"
+                   "&method=crop", access_token=token)
+        self.assertEqual(channel.code, 200, channel.result)
+        self.assertEqual(Image.open(io.BytesIO(body_of(channel))).size, (32, 32))
+        self.assertEqual(origin.calls, ["/_matrix/federation/v1/media/download/pic"])
+        rows = self.get_success(self.hs.get_datastores().media_thumbnails.get_thumbnails(
+            "remote.example", "pic"))
+        # the three scale sizes are all the 300x200 original size: stored once
+        self.assertEqual(sorted((r.width, r.height, r.method) for r in rows),
+                         [(32, 32, "crop"), (96, 96, "crop"), (300, 200, "scale")])
