@@ -51,6 +51,11 @@ SERVLET_MODULES = (
     "client_api.relations",
     "federation.transport.user_queries",
     "federation.transport.hierarchy",
+    "rest.media.servlets",
+    "rest.media.federation",
+    "rest.media.thumbnails",
+    "client_api.resumable_upload",
+    "client_api.url_preview",
 )
 
 

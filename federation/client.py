@@ -14,8 +14,9 @@ import json
 import logging
 import socket
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
@@ -55,6 +56,16 @@ class FederationRequestError(Exception):
         return self.body.get("errcode") if isinstance(self.body, dict) else None
 
 
+@attrs.frozen(slots=True)
+class FileDownload:
+    """What `get_file` wrote: the status, the response headers (names lower-cased, last
+    value) and the number of body bytes."""
+
+    code: int
+    headers: dict[str, str]
+    length: int
+
+
 class FederationClient:
     def __init__(self, hs: HomeServer) -> None:
         import treq
@@ -71,11 +82,11 @@ class FederationClient:
         self._agent = Agent.usingEndpointFactory(
             self._reactor, _FederationEndpointFactory(self), pool=pool)
         self._treq = treq.client.HTTPClient(self._agent)
-        # .well-known is fetched over ordinary HTTPS, through the same IP filter.
+        # .well-known (and media redirects) over ordinary HTTPS, through the same IP filter.
+        self._plain_treq = treq.client.HTTPClient(Agent.usingEndpointFactory(
+            self._reactor, _WellKnownEndpointFactory(self), pool=pool))
         self.discovery = ServerDiscovery(
-            hs.get_clock(), treq_well_known_fetcher(
-                treq.client.HTTPClient(Agent.usingEndpointFactory(
-                    self._reactor, _WellKnownEndpointFactory(self), pool=pool))))
+            hs.get_clock(), treq_well_known_fetcher(self._plain_treq))
 
     async def request(self, destination: str, method: str, path: str,
                       query: dict[str, Any] | None = None, content: Any = None,
@@ -121,6 +132,76 @@ class FederationClient:
             raise FederationRequestError(destination, f"{method} {path}: body is not JSON",
                                          response.code)
         return decoded
+
+    async def get_file(self, destination: str, path: str, sink: IO[bytes], max_size: int,
+                       query: dict[str, Any] | None = None, timeout: float = 60.0
+                       ) -> FileDownload:
+        """A signed GET whose body is written to `sink` as it arrives (media downloads),
+        never held whole in memory.
+
+        Raises:
+            FederationRequestError: as `request`, and when the body passes `max_size`
+                (code 413).
+        """
+        if destination == self._server_name:
+            raise FederationRequestError(destination, "refusing to federate with ourselves")
+        uri = path
+        if query:
+            uri += "?" + urllib.parse.urlencode(query, doseq=True)
+        header = sign_request(self._server_name, destination, "GET", uri, None,
+                              self._hs.get_signing_key())
+        headers: dict[bytes | str, list[bytes | str]] = {
+            b"User-Agent": [b"Axon"], b"Authorization": [header.encode("utf-8")]}
+        return await self._download(self._treq, destination,
+                                    f"{SCHEME.decode()}://{destination}{uri}", headers, sink,
+                                    max_size, timeout)
+
+    async def get_url_file(self, url: str, sink: IO[bytes], max_size: int,
+                           timeout: float = 60.0) -> FileDownload:
+        """A plain (unsigned) HTTP(S) GET into `sink`, through the IP filter: where a
+        federation media answer redirects to (`Location`).
+
+        Raises:
+            FederationRequestError: as `get_file`.
+        """
+        host = urllib.parse.urlsplit(url).hostname or "?"
+        return await self._download(self._plain_treq, host, url,
+                                    {b"User-Agent": [b"Axon"]}, sink, max_size, timeout)
+
+    async def _download(self, client: Any, destination: str, url: str,
+                        headers: dict[bytes | str, list[bytes | str]], sink: IO[bytes],
+                        max_size: int, timeout: float) -> FileDownload:
+        import treq
+
+        try:
+            response = await client.request("GET", url, headers=headers, timeout=timeout)
+            if not 200 <= response.code < 300:
+                raw = await _read_limited(response)
+                try:
+                    decoded = decode_json(raw) if raw else None
+                except JsonDecodeError:
+                    decoded = None
+                raise FederationRequestError(destination, f"GET answered {response.code}",
+                                             response.code, decoded)
+            if isinstance(response.length, int) and response.length > max_size:
+                raise FederationRequestError(destination, "file is too large", 413)
+            received = [0]
+
+            def collect(data: bytes) -> None:
+                received[0] += len(data)
+                if received[0] > max_size:
+                    raise FederationRequestError(destination, "file is too large", 413)
+                sink.write(data)
+
+            await treq.collect(response, collect)
+        except FederationRequestError:
+            raise
+        except Exception as e:  # noqa: BLE001 - connection, TLS, DNS and timeout errors
+            raise FederationRequestError(destination, f"GET {url} failed: {e}") from e
+        return FileDownload(
+            code=response.code, length=received[0],
+            headers={k.decode("latin-1").lower(): v[-1].decode("latin-1")
+                     for k, v in response.headers.getAllRawHeaders()})
 
     async def get_json(self, destination: str, path: str, query: dict[str, Any] | None = None,
                        timeout: float = 60.0) -> Any:

@@ -16,10 +16,15 @@ logger = logging.getLogger(__name__)
 RESOURCE_PREFIXES = {
     "client": ("/_matrix/client/", "/.well-known/matrix/", "/_synapse/", "/_matrix/media/",
                "/health", "/_matrix/static/"),
-    "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server"),
+    # /_matrix/media/ too: servers older than Matrix 1.11 fetch media there (as Synapse)
+    "federation": ("/_matrix/federation/", "/_matrix/key/", "/.well-known/matrix/server",
+                   "/_matrix/media/"),
 }
 #: the paths that get `federation_max_request_body_size` on a listener serving federation
 FEDERATION_PREFIX = "/_matrix/federation/"
+#: the paths that get `max_upload_size` (media uploads)
+MEDIA_PREFIX = "/_matrix/media/"
+RESUMABLE_UPLOAD_PREFIX = "/_matrix/client/unstable/io.axon/upload/resumable"
 
 
 def build_homeserver(config: HomeServerConfig, reactor: Any) -> HomeServer:
@@ -39,9 +44,12 @@ def build_site(hs: HomeServer, listener: ListenerConfig) -> AxonSite:
         prefixes += RESOURCE_PREFIXES.get(name, ())
     resource = RouterResource(hs.get_router(), x_forwarded=listener.x_forwarded,
                               allowed_prefixes=prefixes)
-    body_limits: tuple[tuple[str, int], ...] = ()
+    # Uploads may be as large as `max_upload_size`; their bodies are spooled to disk.
+    body_limits: tuple[tuple[str, int], ...] = ((MEDIA_PREFIX, hs.config.max_upload_size),
+                                                (RESUMABLE_UPLOAD_PREFIX,
+                                                 hs.config.max_upload_size))
     if "federation" in listener.resources:
-        body_limits = ((FEDERATION_PREFIX, hs.config.federation_max_request_body_size),)
+        body_limits += ((FEDERATION_PREFIX, hs.config.federation_max_request_body_size),)
     return AxonSite(resource, hs.config.max_request_body_size, body_limits=body_limits,
                     reactor=hs.reactor)
 
@@ -113,6 +121,7 @@ def run(config_path: str) -> int:
             reactor.stop()
             return
         listening_ports.extend(listening)
+        hs.get_media_retention().start()
         if config.pid_file:
             with open(config.pid_file, "w") as f:
                 f.write(str(os.getpid()))

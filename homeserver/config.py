@@ -19,6 +19,7 @@ import attrs
 import yaml
 
 from homeserver.errors import ConfigError
+from homeserver.media_config import MEDIA_KEYS, MediaConfig
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +440,131 @@ def parse_ip_ranges(key: str, value: Any) -> tuple[IPNetwork, ...]:
     return tuple(ranges)
 
 
+@attrs.frozen(slots=True)
+class ThumbnailSize:
+    """One `thumbnail_sizes` entry."""
+
+    width: int
+    height: int
+    method: str
+
+
+#: Synapse's default `thumbnail_sizes`
+DEFAULT_THUMBNAIL_SIZES = (
+    ThumbnailSize(32, 32, "crop"), ThumbnailSize(96, 96, "crop"),
+    ThumbnailSize(320, 240, "scale"), ThumbnailSize(640, 480, "scale"),
+    ThumbnailSize(800, 600, "scale"),
+)
+
+
+def _thumbnail_sizes(key: str, value: Any) -> tuple[ThumbnailSize, ...]:
+    _expect(isinstance(value, list), key, "a list of {width, height, method}", value)
+    sizes = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        section = _mapping(where, item)
+        width = _get(section, f"{where}.", "width", _int, 0)
+        height = _get(section, f"{where}.", "height", _int, 0)
+        method = _get(section, f"{where}.", "method", _str, "scale")
+        _expect(width > 0 and height > 0, where, "a positive width and height", item)
+        _expect(method in ("crop", "scale"), f"{where}.method", "'crop' or 'scale'", method)
+        sizes.append(ThumbnailSize(width, height, method))
+    return tuple(sizes)
+
+
+@attrs.frozen(slots=True)
+class UrlBlacklistRule:
+    """One `url_preview_url_blacklist` entry: URL component → pattern, a regex if it starts
+    with `^`, a glob otherwise. A URL matching every pattern of one entry is refused."""
+
+    patterns: tuple[tuple[str, str], ...]
+
+
+_URL_COMPONENTS = ("scheme", "netloc", "path", "params", "query", "fragment", "username",
+                   "password", "hostname", "port")
+
+
+def _url_blacklist(key: str, value: Any) -> tuple[UrlBlacklistRule, ...]:
+    _expect(isinstance(value, list), key, "a list of mappings", value)
+    rules = []
+    for i, item in enumerate(value):
+        section = _mapping(f"{key}[{i}]", item)
+        for comp, pattern in section.items():
+            _expect(comp in _URL_COMPONENTS, f"{key}[{i}]", f"keys among {_URL_COMPONENTS}",
+                    comp)
+            _expect(isinstance(pattern, str), f"{key}[{i}].{comp}", "a string", pattern)
+            if pattern.startswith("^"):
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise ConfigError(f"Config key '{key}[{i}].{comp}': bad regex: {e}") from e
+        rules.append(UrlBlacklistRule(tuple(section.items())))
+    return tuple(rules)
+
+
+@attrs.frozen(slots=True)
+class MediaExtrasConfig:
+    """Thumbnails, URL previews and resumable uploads (Synapse's key names where they
+    exist)."""
+
+    thumbnail_sizes: tuple[ThumbnailSize, ...] = DEFAULT_THUMBNAIL_SIZES
+    #: images with more pixels are not thumbnailed (decompression bombs)
+    max_image_pixels: int = 32 * 1024 * 1024
+    url_preview_enabled: bool = False
+    url_preview_ip_range_blacklist: tuple[IPNetwork, ...] = ()
+    url_preview_ip_range_whitelist: tuple[IPNetwork, ...] = ()
+    url_preview_url_blacklist: tuple[UrlBlacklistRule, ...] = ()
+    #: most bytes of a page (or image) fetched for a preview
+    max_spider_size: int = 10 * 1024 * 1024
+    url_preview_accept_language: tuple[str, ...] = ("en",)
+    #: an incomplete resumable upload is dropped this long after its last PATCH (ms)
+    resumable_upload_lifetime: int = 86_400_000
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> MediaExtrasConfig:
+        enabled = _get(raw, "", "url_preview_enabled", _bool, False)
+        blacklist = _get(raw, "", "url_preview_ip_range_blacklist", parse_ip_ranges, None)
+        # As Synapse: previews fetch arbitrary URLs, so the operator must say what is off
+        # limits (the documented default denies private, loopback and link-local ranges).
+        if enabled and blacklist is None:
+            raise ConfigError(
+                "Config key 'url_preview_ip_range_blacklist': required when "
+                "'url_preview_enabled' is true (see docs/configuration.md for a default "
+                "that denies private, loopback and link-local ranges)")
+        languages = _get(raw, "", "url_preview_accept_language", _str_list, ["en"])
+        max_pixels = _get(raw, "", "max_image_pixels", parse_size, 32 * 1024 * 1024)
+        _expect(max_pixels > 0, "max_image_pixels", "a positive size", max_pixels)
+        return cls(
+            thumbnail_sizes=_get(raw, "", "thumbnail_sizes", _thumbnail_sizes,
+                                 DEFAULT_THUMBNAIL_SIZES),
+            max_image_pixels=max_pixels,
+            url_preview_enabled=enabled,
+            url_preview_ip_range_blacklist=blacklist or (),
+            url_preview_ip_range_whitelist=_get(
+                raw, "", "url_preview_ip_range_whitelist", parse_ip_ranges, ()),
+            url_preview_url_blacklist=_get(raw, "", "url_preview_url_blacklist",
+                                           _url_blacklist, ()),
+            max_spider_size=_get(raw, "", "max_spider_size", parse_size, 10 * 1024 * 1024),
+            url_preview_accept_language=tuple(languages),
+            resumable_upload_lifetime=_get(raw, "", "resumable_upload_lifetime",
+                                           parse_duration_ms, 86_400_000),
+        )
+
+
+def _str_list(key: str, value: Any) -> list[str]:
+    _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), key,
+            "a list of strings", value)
+    return list(value)
+
+
+MEDIA_EXTRAS_KEYS = frozenset({
+    "thumbnail_sizes", "dynamic_thumbnails", "max_image_pixels", "url_preview_enabled",
+    "url_preview_ip_range_blacklist", "url_preview_ip_range_whitelist",
+    "url_preview_url_blacklist", "max_spider_size", "url_preview_accept_language",
+    "resumable_upload_lifetime",
+})
+
+
 # Keys of Synapse's config that we understand; anything else gets a warning.
 KNOWN_KEYS = frozenset({
     "server_name", "public_baseurl", "listeners", "database", "signing_key_path",
@@ -454,7 +580,7 @@ KNOWN_KEYS = frozenset({
     "presence", "ip_range_blacklist", "ip_range_whitelist",
     "tls_certificate_path", "tls_private_key_path", "federation_verify_certificates",
     "rc_federation", "federation_max_request_body_size",
-})
+}) | MEDIA_KEYS | MEDIA_EXTRAS_KEYS
 
 
 @attrs.frozen(slots=True)
@@ -508,6 +634,10 @@ class HomeServerConfig:
     rc_federation: RcFederationConfig = RcFederationConfig()
     #: body limit for `/_matrix/federation/` paths on listeners serving federation
     federation_max_request_body_size: int = DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE
+    #: the media repository's other keys (homeserver/media_config.py)
+    media: MediaConfig = MediaConfig()
+    #: thumbnails, URL previews, resumable uploads
+    media_extras: MediaExtrasConfig = MediaExtrasConfig()
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], config_dir: str) -> HomeServerConfig:
@@ -628,6 +758,8 @@ class HomeServerConfig:
             federation_max_request_body_size=_get(
                 raw, "", "federation_max_request_body_size", parse_size,
                 DEFAULT_FEDERATION_MAX_REQUEST_BODY_SIZE),
+            media=MediaConfig.parse(raw, config_dir),
+            media_extras=MediaExtrasConfig.parse(raw),
         )
 
     @classmethod

@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from handlers.event_creation import EventCreationHandler
     from handlers.filter_handler import FilterHandler
     from handlers.login import LoginHandler
+    from handlers.media.remote import RemoteMediaFetcher
+    from handlers.media.repository import MediaRepository
+    from handlers.media.retention import MediaRetention
+    from handlers.media.storage import MediaStorage
+    from handlers.media_thumbnails import ThumbnailHandler
     from handlers.message import MessageHandler
     from handlers.notifier import Notifier
     from handlers.openid import OpenIdHandler
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
     from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
     from handlers.relations import BundledAggregations, RelationsHandler
+    from handlers.resumable_upload import CompletedUploadSink, ResumableUploadHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
     from handlers.tokens import TokenHandler
     from handlers.typing import TypingHandler
     from handlers.ui_auth import UserInteractiveAuthHandler
+    from handlers.url_preview import UrlPreviewHandler
     from handlers.user_directory import UserDirectoryHandler
     from handlers.visibility import VisibilityHandler
     from homeserver.keys import SigningKey
@@ -541,3 +548,53 @@ class HomeServer:
         from handlers.space_hierarchy import SpaceHierarchyHandler
 
         return SpaceHierarchyHandler(self)
+
+    # -- media --
+
+    @_part
+    def get_media_storage(self) -> MediaStorage:
+        from handlers.media.storage import MediaStorage
+
+        return MediaStorage(self)
+
+    @_part
+    def get_media_repository(self) -> MediaRepository:
+        from handlers.media.repository import MediaRepository
+
+        return MediaRepository(self)
+
+    @_part
+    def get_remote_media_fetcher(self) -> RemoteMediaFetcher:
+        from handlers.media.remote import RemoteMediaFetcher
+
+        return RemoteMediaFetcher(self)
+
+    @_part
+    def get_media_retention(self) -> MediaRetention:
+        from handlers.media.retention import MediaRetention
+
+        return MediaRetention(self)
+
+    @_part
+    def get_resumable_upload_handler(self) -> ResumableUploadHandler:
+        from handlers.resumable_upload import ResumableUploadHandler
+
+        return ResumableUploadHandler(self)
+
+    @_part
+    def get_completed_upload_sink(self) -> CompletedUploadSink:
+        from handlers.resumable_upload import MediaRepositorySink
+
+        return MediaRepositorySink(self.get_media_repository())
+
+    @_part
+    def get_url_preview_handler(self) -> UrlPreviewHandler:
+        from handlers.url_preview import UrlPreviewHandler
+
+        return UrlPreviewHandler(self)
+
+    @_part
+    def get_thumbnail_handler(self) -> ThumbnailHandler:
+        from handlers.media_thumbnails import ThumbnailHandler
+
+        return ThumbnailHandler(self)

@@ -9,12 +9,13 @@ parameters and return `(status, json_dict)`. The router renders every error — 
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import attrs
 import pydantic
@@ -33,12 +34,17 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
-    ("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date"),
-    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server"),
+    ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+    # Tus-* and Upload-*: browser tus clients of the resumable upload API
+    ("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date, "
+     "Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset"),
+    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server, Location, Tus-Resumable, "
+     "Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, "
+     "Upload-Expires, Upload-Metadata, Io-Axon-Content-Uri"),
 )
 
-METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+#: HEAD falls back to on_GET and OPTIONS to an empty 200 when a servlet has no own method
+METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 
 @attrs.define(slots=True)
@@ -58,10 +64,53 @@ class HttpRequest:
     requester: Any = None
     #: the request target exactly as sent (path and query), which X-Matrix signatures cover
     uri: str = ""
+    #: the body as a file (Twisted's spool) for paths whose bodies are streamed
+    #: (`rest/resource.py` STREAMED_BODY_PREFIXES); `body` is then empty
+    content: IO[bytes] | None = None
 
     @property
     def user_agent(self) -> str:
         return self.headers.get("user-agent", "")
+
+    def body_file(self) -> IO[bytes]:
+        """The body as a readable file from its start, whether streamed or in `body`."""
+        if self.content is None:
+            return io.BytesIO(self.body)
+        self.content.seek(0)
+        return self.content
+
+
+@attrs.frozen(slots=True)
+class FileRange:
+    """`length` bytes of the local file `path` from `offset`, part of a streamed body."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@attrs.frozen(slots=True)
+class StreamedBody:
+    """A response body written piece by piece: bytes as they are, files streamed from disk
+    (never read whole into memory)."""
+
+    parts: tuple[bytes | FileRange, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(len(p) if isinstance(p, bytes) else p.length for p in self.parts)
+
+    def read_all(self) -> bytes:
+        """The whole body in memory (tests only)."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                out.append(part)
+            else:
+                with open(part.path, "rb") as f:
+                    f.seek(part.offset)
+                    out.append(f.read(part.length))
+        return b"".join(out)
 
 
 @attrs.define(slots=True)
@@ -70,6 +119,8 @@ class HttpResponse:
     body: bytes
     headers: list[tuple[str, str]] = attrs.Factory(list)
     content_type: str = "application/json"
+    #: set instead of `body` for large bodies (media downloads)
+    stream: StreamedBody | None = None
 
 
 ServletResult = tuple[int, Any] | HttpResponse
@@ -155,10 +206,10 @@ class Router:
         return response
 
     async def _dispatch(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "OPTIONS":
-            return json_response(200, {})
         try:
             handler, args, path_matched = self._match(request.method, request.path)
+            if handler is None and request.method == "OPTIONS":
+                return json_response(200, {})
             if handler is None:
                 if path_matched:
                     raise MatrixError(405, Codes.UNRECOGNIZED, "Unrecognized request method")

@@ -9,15 +9,29 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from twisted.internet import defer
+from twisted.protocols.basic import FileSender
 from twisted.web import resource, server
 
 from homeserver.errors import Codes
-from rest.http import HttpRequest, HttpResponse, Router, json_response, request_id_var
+from rest.http import (
+    FileRange,
+    HttpRequest,
+    HttpResponse,
+    Router,
+    StreamedBody,
+    json_response,
+    request_id_var,
+)
 
 logger = logging.getLogger(__name__)
 
 #: sent instead of Twisted's `TwistedWeb/<version>`: no version for scanners to match
 SERVER_HEADER = b"Axon"
+#: bodies on these paths (media uploads) are handed to servlets as Twisted's spool file
+#: (on disk past 100 kB) instead of being read into memory
+STREAMED_BODY_PREFIXES = ("/_matrix/media/",
+                          # tus PATCH chunks (client_api/resumable_upload.py)
+                          "/_matrix/client/unstable/io.axon/upload/resumable")
 
 
 class LimitedRequest(server.Request):
@@ -126,11 +140,13 @@ class RouterResource(resource.Resource):
             }
             content: Any = request.content  # Twisted's stubs say None; it is a file here
             content.seek(0)
-            body = content.read()
+            streamed = path.startswith(STREAMED_BODY_PREFIXES)
+            body = b"" if streamed else content.read()
             http_request = HttpRequest(
                 method=method, path=path, query=query, headers=headers, body=body,
                 client_ip=self._client_ip(request), request_id=request_id,
                 uri=request.uri.decode("ascii", "replace"),
+                content=content if streamed else None,
             )
             response = await self._router.handle(http_request)
         logger.info("%s %s %s -> %d", request_id, method, path, response.code)
@@ -140,6 +156,55 @@ class RouterResource(resource.Resource):
         request.setHeader(b"Content-Type", response.content_type.encode("ascii"))
         for name, value in response.headers:
             request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+        if response.stream is not None:
+            await _write_stream(request, response.stream)
+            return
         request.setHeader(b"Content-Length", str(len(response.body)).encode("ascii"))
         request.write(response.body)
         request.finish()
+
+
+class _FileSlice:
+    """A file object that ends after `length` bytes (for FileSender and ranges)."""
+
+    def __init__(self, f: Any, length: int) -> None:
+        self._f = f
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size < 0 else min(size, self._left)
+        data: bytes = self._f.read(size)
+        self._left -= len(data)
+        return data
+
+
+async def _write_stream(request: server.Request, body: StreamedBody) -> None:
+    """Write a streamed body with flow control (FileSender pauses when the client is
+    slow), then finish; a client that goes away just stops the transfer."""
+    request.setHeader(b"Content-Length", str(body.length).encode("ascii"))
+    if request.method == b"HEAD":
+        request.finish()
+        return
+    try:
+        for part in body.parts:
+            if request._disconnected:  # type: ignore[attr-defined]
+                return
+            if isinstance(part, bytes):
+                request.write(part)
+                continue
+            await _send_file(request, part)
+    except Exception as e:  # noqa: BLE001 - the client went away mid-transfer
+        logger.info("Streaming a response stopped: %s", e)
+        if not request._disconnected:  # type: ignore[attr-defined]
+            request.loseConnection()
+        return
+    if not request._disconnected:  # type: ignore[attr-defined]
+        request.finish()
+
+
+async def _send_file(request: server.Request, part: FileRange) -> None:
+    with open(part.path, "rb") as f:
+        f.seek(part.offset)
+        await FileSender().beginFileTransfer(_FileSlice(f, part.length), request)

@@ -12,6 +12,8 @@ from storage.stores.e2e_room_keys import E2eRoomKeysStore
 from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
+from storage.stores.media import MediaStore
+from storage.stores.media_thumbnails import MediaThumbnailStore
 from storage.stores.openid import OpenIdStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
@@ -20,6 +22,7 @@ from storage.stores.push_rules import PushRulesStore
 from storage.stores.receipts import ReceiptsStore
 from storage.stores.registration_tokens import RegistrationTokenStore
 from storage.stores.relations import RelationsStore
+from storage.stores.resumable_uploads import ResumableUploadStore
 from storage.stores.roommember import RoomMemberStore
 from storage.stores.rooms import RoomStore
 from storage.stores.search import SearchStore
@@ -29,6 +32,7 @@ from storage.stores.stream import StreamStore
 from storage.stores.to_device import ToDeviceStore
 from storage.stores.tokens import TokenStore
 from storage.stores.ui_auth import UIAuthStore
+from storage.stores.url_previews import UrlPreviewStore
 from storage.stores.users import UserStore
 
 
@@ -66,3 +70,7 @@ class DataStores:
         self.openid = OpenIdStore(db)
         self.e2e_keys = E2eKeysStore(db)
         self.e2e_room_keys = E2eRoomKeysStore(db)
+        self.media = MediaStore(db)
+        self.resumable_uploads = ResumableUploadStore(db)
+        self.url_previews = UrlPreviewStore(db)
+        self.media_thumbnails = MediaThumbnailStore(db)

@@ -77,6 +77,8 @@ class FakeChannel:
     @property
     def result(self) -> bytes:
         assert self.response is not None, "request did not complete"
+        if self.response.stream is not None:
+            return self.response.stream.read_all()
         return self.response.body
 
     @property

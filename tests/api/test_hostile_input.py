@@ -154,6 +154,12 @@ BODY_IGNORED = {
     ("DELETE", "/room_keys/keys"), ("DELETE", "/room_keys/keys/{room_id}"),
     ("DELETE", "/room_keys/keys/{room_id}/{session_id}"),
     ("DELETE", "/room_keys/version/{version}"),
+    # media uploads: the body is the file, so any bytes are a valid upload
+    ("POST", "/_matrix/media/r0/upload"),
+    ("PUT", "/_matrix/media/v3/upload/{server_name}/{media_id}"),
+    ("POST", "/_matrix/media/v1/create"),
+    # tus: the POST body is empty, PATCH bytes are no JSON (tests/api/test_resumable_upload.py)
+    ("POST", "/io.axon/upload/resumable"), ("DELETE", "/io.axon/upload/resumable/{upload_id}"),
 }
 
 #: a query string a route needs before it reads the body
@@ -170,7 +176,7 @@ QUERY_NAMES = ("access_token", "from", "to", "dir", "limit", "filter", "since", 
                "not_membership", "at", "user_id", "kind", "suggested_only", "max_depth",
                "username", "token", "valid", "include_unredacted_content", "ts",
                "room_id", "event_id", "device_id", "txn_id", "search_term", "include_all",
-               "version")
+               "version", "filename", "allow_remote", "timeout_ms")
 
 BAD_UTF8 = ("%ED%A0%80", "%FF")  # an encoded lone surrogate; a byte that is never UTF-8
 
@@ -347,6 +353,8 @@ class HostileInputTestCase(RoomHelpers, HomeserverTestCase):
             "action": "kick", "data_type": "m.hostile", "tag": "u.work",
             "receipt_type": "m.read", "kind": "override", "rule_id": "hostile",
             "scope": "global", "filter_id": "0", "version": "1", "session_id": "sess1",
+            "server_name": "test", "media_id": "nosuchmedia", "upload_id": "nosuchupload",
+            "file_name": "f.txt",
         }
         values.update(overrides or {})
         return values

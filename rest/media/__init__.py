@@ -1,0 +1,1 @@
+"""The media repository's HTTP surface (client and federation endpoints)."""
