@@ -51,6 +51,7 @@ class PaginationHandler:
         self._state = stores.state
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
+        self._account_data = hs.get_account_data_handler()
         self._hs = hs
 
     # GET /_matrix/client/v3/rooms/{roomId}/messages
@@ -185,6 +186,8 @@ class PaginationHandler:
         """Read rows from `pos` towards `stop` until `limit` events pass visibility and
         the filter, the range ends, or `_MAX_ROUNDS` reads were made."""
         collected: list[tuple[dict[str, Any], Event]] = []
+        # Ignored users' messages are dropped; their state events still count (Synapse).
+        ignored = await self._account_data.get_ignored_users(user_id)
         more = True
         batch = limit + 1
         for _ in range(_MAX_ROUNDS):
@@ -197,7 +200,9 @@ class PaginationHandler:
                 break
             fetched = await self._events.get_events(r[0] for r in rows)
             visible = await self._visibility.filter_events_for_client(
-                user_id, [fetched[r[0]] for r in rows if r[0] in fetched])
+                user_id, [fetched[r[0]] for r in rows if r[0] in fetched
+                          and (fetched[r[0]].sender not in ignored
+                               or fetched[r[0]].state_key is not None)])
             serialized = await self._reads.serialize_events(visible)
             client_of = {e.event_id: (c, e) for c, e in zip(serialized, visible, strict=True)}
             consumed = 0

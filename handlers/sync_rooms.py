@@ -128,6 +128,9 @@ class RoomSyncBuilder:
             if lazy and (since_room is None or room_id in newly or any(
                     e.type == "m.room.member" for e in (*timeline.events, *state))):
                 section["summary"] = await self._summary(req.user_id, room_id)
+            else:
+                # Synapse always sends the key; clients index it.
+                section["summary"] = {}
             section["ephemeral"] = {"events": ephemeral.get(room_id, [])}
             section["account_data"] = {"events": room_data.get(room_id, [])}
             section.update(_unread_sections(unread.get(room_id),

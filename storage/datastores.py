@@ -12,6 +12,7 @@ from storage.stores.e2e_room_keys import E2eRoomKeysStore
 from storage.stores.event_federation import EventFederationStore
 from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
+from storage.stores.moderation import ModerationStore
 from storage.stores.openid import OpenIdStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
@@ -62,3 +63,4 @@ class DataStores:
         self.openid = OpenIdStore(db)
         self.e2e_keys = E2eKeysStore(db)
         self.e2e_room_keys = E2eRoomKeysStore(db)
+        self.moderation = ModerationStore(db)
