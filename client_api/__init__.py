@@ -47,6 +47,8 @@ SERVLET_MODULES = (
     "client_api.push_rules",
     "client_api.openid",
     "client_api.space_hierarchy",
+    "client_api.reporting",
+    "client_api.mutual_rooms",
     "federation.transport.user_queries",
     "federation.transport.hierarchy",
 )

@@ -44,6 +44,8 @@ class SyncRequest:
     full_state: bool
     filter: FilterCollection
     ignored: frozenset[str]
+    #: `m.invite_permission_config` blocks invites: none are served (spec v1.18)
+    invites_blocked: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -143,6 +145,8 @@ class RoomSyncBuilder:
             if not fc.include_room(m.room_id) or m.membership == "join":
                 continue
             is_new = since_room is None or m.room_id in newly
+            if m.membership == "invite" and req.invites_blocked:
+                continue
             if m.membership in ("invite", "knock") and is_new:
                 stripped = await self._stripped_state(req, m.room_id, m.event_id)
                 if stripped is None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from handlers.filter_handler import FilterHandler
     from handlers.login import LoginHandler
     from handlers.message import MessageHandler
+    from handlers.mutual_rooms import MutualRoomsHandler
     from handlers.notifier import Notifier
     from handlers.openid import OpenIdHandler
     from handlers.pagination import PaginationHandler
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from handlers.ratelimit import Ratelimiters
     from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
+    from handlers.reporting import ReportingHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
@@ -437,6 +439,18 @@ class HomeServer:
         from handlers.room_member import RoomMemberHandler
 
         return RoomMemberHandler(self)
+
+    @_part
+    def get_reporting_handler(self) -> ReportingHandler:
+        from handlers.reporting import ReportingHandler
+
+        return ReportingHandler(self)
+
+    @_part
+    def get_mutual_rooms_handler(self) -> MutualRoomsHandler:
+        from handlers.mutual_rooms import MutualRoomsHandler
+
+        return MutualRoomsHandler(self)
 
     @_part
     def get_message_handler(self) -> MessageHandler:

@@ -44,6 +44,7 @@ TEMPLATES: dict[tuple[str, str], list[tuple[dict[str, str], Any]]] = {
     ("PUT", "/devices/{device_id}"): [({}, {"display_name": "my phone"})],
     ("DELETE", "/devices/{device_id}"): [({}, {"auth": AUTH})],
     ("POST", "/delete_devices"): [({}, {"devices": ["OTHER"], "auth": AUTH})],
+    ("POST", "/users/{user_id}/report"): [({}, {"reason": "spam"})],
     ("PUT", "/profile/{user_id}/{key}"): [
         ({"key": "displayname"}, {"displayname": "Alice"}),
         ({"key": "avatar_url"}, {"avatar_url": "mxc://test/abc"})],

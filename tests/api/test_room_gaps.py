@@ -153,3 +153,55 @@ class RoomGapsTestCase(SyncHelpers, HomeserverTestCase):
             self.assertTrue(channel.json_body["flows"])
             self.assertIsInstance(channel.json_body["params"], dict)
             self.assertIsInstance(channel.json_body["session"], str)
+
+
+class InviteBlockingTestCase(SyncHelpers, HomeserverTestCase):
+    def prepare(self, reactor: Any, hs: Any) -> None:
+        self.alice = self.register_user("alice")
+        self.alice_token = self.login("alice")
+        self.bob = self.register_user("bob")
+        self.bob_token = self.login("bob")
+        self.room_id = self.create_room(self.alice_token)
+
+    def set_config(self, content: dict[str, Any]) -> None:
+        channel = self.make_request(
+            "PUT", f"{CLIENT}/user/{self.bob}/account_data/m.invite_permission_config",
+            content, access_token=self.bob_token)
+        self.assertEqual(channel.code, 200, channel.result)
+
+    def invite_request(self) -> Any:
+        return self.make_request("POST", f"{CLIENT}/rooms/{self.room_id}/invite",
+                                 {"user_id": self.bob}, access_token=self.alice_token)
+
+    def test_invite_blocked(self) -> None:
+        """default_action block: /invite is 403 M_INVITE_BLOCKED; removing it allows again."""
+        self.set_config({"default_action": "block"})
+        self.assert_error(self.invite_request(), 403, "M_INVITE_BLOCKED")
+        channel = self.make_request(
+            "PUT", f"{CLIENT}/rooms/{self.room_id}/state/m.room.member/{self.bob}",
+            {"membership": "invite"}, access_token=self.alice_token)
+        self.assert_error(channel, 403, "M_INVITE_BLOCKED")
+        self.set_config({})
+        self.assertEqual(self.invite_request().code, 200)
+
+    def test_create_room_with_blocked_invitee(self) -> None:
+        """createRoom succeeds without inviting a user who blocks invites."""
+        self.set_config({"default_action": "block"})
+        room_id = self.create_room(self.alice_token, {"invite": [self.bob]})
+        self.assertIsNone(self.state_content(room_id, "m.room.member", self.bob))
+
+    def test_existing_invites_hidden_from_sync(self) -> None:
+        """Invites already received are not served by /sync while invites are blocked."""
+        self.invite(self.alice, self.room_id, self.bob)
+        self.assertIn(self.room_id, self.sync(self.bob_token)["rooms"]["invite"])
+        self.set_config({"default_action": "block"})
+        self.assertEqual(self.sync(self.bob_token)["rooms"]["invite"], {})
+
+    def test_ignored_inviter_dropped_from_sync(self) -> None:
+        """An invite from an ignored user does not reach /sync."""
+        channel = self.make_request(
+            "PUT", f"{CLIENT}/user/{self.bob}/account_data/m.ignored_user_list",
+            {"ignored_users": {self.alice: {}}}, access_token=self.bob_token)
+        self.assertEqual(channel.code, 200, channel.result)
+        self.invite(self.alice, self.room_id, self.bob)
+        self.assertEqual(self.sync(self.bob_token)["rooms"]["invite"], {})
