@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from handlers.space_hierarchy import SpaceHierarchyHandler
     from handlers.state import StateHandler
     from handlers.sync import SyncHandler
+    from handlers.timestamp_lookup import TimestampLookupHandler
     from handlers.to_device import ToDeviceHandler
     from handlers.tokens import TokenHandler
     from handlers.typing import TypingHandler
@@ -445,6 +446,12 @@ class HomeServer:
         from handlers.reporting import ReportingHandler
 
         return ReportingHandler(self)
+
+    @_part
+    def get_timestamp_lookup_handler(self) -> TimestampLookupHandler:
+        from handlers.timestamp_lookup import TimestampLookupHandler
+
+        return TimestampLookupHandler(self)
 
     @_part
     def get_mutual_rooms_handler(self) -> MutualRoomsHandler:
