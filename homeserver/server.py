@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
+    from handlers.room_summary import RoomSummaryHandler
     from handlers.space_hierarchy import SpaceHierarchyHandler
     from handlers.state import StateHandler
     from handlers.sync import SyncHandler
@@ -452,6 +453,12 @@ class HomeServer:
         from handlers.timestamp_lookup import TimestampLookupHandler
 
         return TimestampLookupHandler(self)
+
+    @_part
+    def get_room_summary_handler(self) -> RoomSummaryHandler:
+        from handlers.room_summary import RoomSummaryHandler
+
+        return RoomSummaryHandler(self)
 
     @_part
     def get_mutual_rooms_handler(self) -> MutualRoomsHandler:
