@@ -50,6 +50,7 @@ SERVLET_MODULES = (
     "client_api.reporting",
     "client_api.mutual_rooms",
     "client_api.room_summary",
+    "client_api.events_legacy",
     "client_api.timestamp_to_event",
     "federation.transport.timestamp_to_event",
     "federation.transport.user_queries",

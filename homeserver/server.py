@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from handlers.e2e_room_keys import E2eRoomKeysHandler
     from handlers.event_creation import EventCreationHandler
     from handlers.filter_handler import FilterHandler
+    from handlers.legacy_sync import LegacySyncHandler
     from handlers.login import LoginHandler
     from handlers.message import MessageHandler
     from handlers.mutual_rooms import MutualRoomsHandler
@@ -459,6 +460,12 @@ class HomeServer:
         from handlers.room_summary import RoomSummaryHandler
 
         return RoomSummaryHandler(self)
+
+    @_part
+    def get_legacy_sync_handler(self) -> LegacySyncHandler:
+        from handlers.legacy_sync import LegacySyncHandler
+
+        return LegacySyncHandler(self)
 
     @_part
     def get_mutual_rooms_handler(self) -> MutualRoomsHandler:
