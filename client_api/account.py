@@ -85,11 +85,11 @@ class DeactivateServlet(RestServlet):
     async def on_POST(self, request: HttpRequest) -> tuple[int, Any]:
         requester = await self._auth.get_user_by_req(request)
         raw = parse_json_object(request)
-        validate_model(DeactivateBody, raw)
+        body = validate_model(DeactivateBody, raw)
         await self._ui_auth.check_ui_auth(request, raw, PASSWORD_FLOWS,
                                           "deactivate your account",
                                           for_user_id=requester.user_id)
-        result = await self._account.deactivate(requester.user_id)
+        result = await self._account.deactivate(requester.user_id, erase=body.erase)
         return 200, {"id_server_unbind_result": result}
 
 

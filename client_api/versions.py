@@ -10,8 +10,11 @@ from rest.http import HttpRequest, RestServlet, Router, client_patterns
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
-#: the client-server spec versions Axon implements
-SUPPORTED_VERSIONS = tuple(f"v1.{minor}" for minor in range(1, 17))
+#: the client-server spec versions whose features Axon has: the "Advertised" column of
+#: docs/versions.md (a test keeps the two equal). Never list a version whose feature is
+#: missing: clients gate on them (e.g. authenticated media on v1.11).
+SUPPORTED_VERSIONS = ("r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0",
+                      "r0.6.1", "v1.1", "v1.2")
 
 
 class VersionsServlet(RestServlet):

@@ -64,7 +64,7 @@ class FederationBackfillHandler:
         if not extremities or room_version is None:
             return 0
         client = self._hs.get_federation_client()
-        for server in (await self._servers_to_ask(room_id))[:MAX_SERVERS_TRIED]:
+        for server in (await self.servers_to_ask(room_id))[:MAX_SERVERS_TRIED]:
             try:
                 answer = await client.get_json(
                     server, f"/_matrix/federation/v1/backfill/{_q(room_id)}",
@@ -85,7 +85,7 @@ class FederationBackfillHandler:
 
     # -- internals --
 
-    async def _servers_to_ask(self, room_id: str) -> list[str]:
+    async def servers_to_ask(self, room_id: str) -> list[str]:
         """The other servers with users joined to the room now (sorted; the room
         creator's server first, as it is the likeliest to hold the whole history)."""
         joined = await self._members.get_users_in_room(room_id)

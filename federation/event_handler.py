@@ -387,6 +387,11 @@ class FederationEventHandler:
             state[usable[prev_id].state_pair()] = prev_id
         return state
 
+    async def fetch_event(self, origin: str, event_id: str,
+                          room_version: RoomVersion) -> Event:
+        """One event from `origin`, checked (signatures, hashes), not persisted."""
+        return await self._fetch_event(origin, event_id, room_version)
+
     async def _fetch_event(self, origin: str, event_id: str,
                            room_version: RoomVersion) -> Event:
         """One event by `GET /event`, checked like a received PDU (not its auth).

@@ -101,6 +101,7 @@ class FederationMembershipHandler:
         self._current = stores.state
         self._restricted = RestrictedJoins(hs)
         self._redactions = EventRedactions(self._events)
+        self._account_data = hs.get_account_data_handler()
 
     # ---------------------------------------------------------------------------------
     # server side: other servers' users in our rooms
@@ -352,6 +353,7 @@ class FederationMembershipHandler:
         if _domain(shaped.sender) != origin:
             raise MatrixError(400, Codes.INVALID_PARAM,
                               f"The inviter is not a user of {origin}")
+        await self._account_data.check_invites_allowed(shaped.state_key)
         stripped = body.get("invite_room_state")
         if stripped is None:
             unsigned = pdu.get("unsigned")

@@ -71,6 +71,14 @@ class AccountDataHandler:
         """The content of a room's account data type, or None if never set."""
         return await self._store.get_account_data(user_id, room_id, type)
 
+    async def check_invites_allowed(self, invitee: str) -> None:
+        """Raise 403 M_INVITE_BLOCKED if the (local) user blocks invites (spec v1.18)."""
+        if await self._store.blocks_invites(invitee):
+            raise MatrixError(403, Codes.INVITE_BLOCKED, f"{invitee} does not accept invites")
+
+    async def blocks_invites(self, user_id: str) -> bool:
+        return await self._store.blocks_invites(user_id)
+
     async def get_ignored_users(self, user_id: str) -> frozenset[str]:
         """The users in the user's `m.ignored_user_list` (cached, invalidated on write)."""
         return await self._store.get_ignored_users(user_id)

@@ -73,6 +73,7 @@ class PaginationHandler:
         self._visibility = hs.get_visibility_handler()
         self._reads = hs.get_room_read_handler()
         self._backfill = hs.get_federation_backfill_handler()
+        self._account_data = hs.get_account_data_handler()
 
     # GET /_matrix/client/v3/rooms/{roomId}/messages
     async def get_messages(self, user_id: str, device_id: str | None, room_id: str,
@@ -237,6 +238,8 @@ class PaginationHandler:
         """Read rows from `from_bound` towards `to_bound` until `limit` events pass
         visibility and the filter, the range ends, or `_MAX_ROUNDS` reads were made."""
         collected: list[tuple[dict[str, Any], Event]] = []
+        # Ignored users' messages are dropped; their state events still count (Synapse).
+        ignored = await self._account_data.get_ignored_users(user_id)
         more = True
         batch = limit + 1
         pos = from_bound
@@ -251,7 +254,9 @@ class PaginationHandler:
                 break
             fetched = await self._events.get_events(r.event_id for r in rows)
             visible = await self._visibility.filter_events_for_client(
-                user_id, [fetched[r.event_id] for r in rows if r.event_id in fetched])
+                user_id, [fetched[r.event_id] for r in rows if r.event_id in fetched
+                          and (fetched[r.event_id].sender not in ignored
+                               or fetched[r.event_id].state_key is not None)])
             serialized = await self._reads.serialize_events(visible, user_id=user_id)
             client_of = {e.event_id: (c, e) for c, e in zip(serialized, visible, strict=True)}
             consumed = 0

@@ -1,12 +1,13 @@
 """Profiles: `displayname`, `avatar_url`, `m.tz` and custom fields (spec v1.16).
 
-Local profiles only for now; remote users get 404 until federation queries land.
-TODO: on a display name or avatar change, send updated `m.room.member` joins to the
-user's rooms and a presence update (spec: "Events on Change of Profile Information").
+Remote profiles are asked of the user's server. A display name or avatar change is
+copied into the user's `m.room.member` join in each joined room (spec: "Events on Change
+of Profile Information"), at most `rc_joins_per_room` often per room and user.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from homeserver.identifiers import UserID, is_valid_server_name
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
+
+logger = logging.getLogger(__name__)
 
 # Not yet in `Codes` (profile.yaml, PUT /profile/{userId}/{keyName}).
 
@@ -66,6 +69,9 @@ class ProfileHandler:
         stores = hs.get_datastores()
         self._profiles = stores.profiles
         self._users = stores.users
+        self._room_members = stores.room_members
+        self._member_handler = hs.get_room_member_handler()
+        self._member_updates = hs.get_ratelimiters().profile_member_updates
 
     async def _require_local_user(self, user_id: str) -> UserID:
         """Parse `user_id`; 404 unless it is an existing local user."""
@@ -174,12 +180,29 @@ class ProfileHandler:
         if not stored:
             raise MatrixError(400, Codes.PROFILE_TOO_LARGE,
                               "The profile would exceed its maximum size of 64 KiB")
+        if key in (DISPLAYNAME, AVATAR_URL):
+            await self._update_room_memberships(user_id)
+
+    async def _update_room_memberships(self, user_id: str) -> None:
+        """Re-send the user's join in each joined room, carrying the new profile."""
+        for room in await self._room_members.get_rooms_for_local_user(user_id, ("join",)):
+            key = f"{room.room_id} {user_id}"
+            try:
+                self._member_updates.check(key)
+                await self._member_handler.update_membership(
+                    user_id, room.room_id, user_id, "join", ratelimit=False)
+            except MatrixError as e:
+                # Over the limit, or the room refuses: the profile itself is saved.
+                logger.info("Profile of %s not copied into %s: %s", user_id, room.room_id,
+                            e)
 
     # DELETE /_matrix/client/v3/profile/{userId}/{keyName}
     async def delete_profile_field(self, requester: Requester, user_id: str, key: str) -> None:
         """Remove a field of the requester's own profile (no error if it was not set)."""
         await self._check_can_edit(requester, user_id, key)
         await self._profiles.set_profile_field(user_id, key, None)
+        if key in (DISPLAYNAME, AVATAR_URL):
+            await self._update_room_memberships(user_id)
 
     async def _check_can_edit(self, requester: Requester, user_id: str, key: str) -> None:
         UserID.parse(user_id)

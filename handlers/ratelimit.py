@@ -78,3 +78,5 @@ class Ratelimiters:
         self.invites_per_user = Ratelimiter(hs, config.rc_invites.per_user)
         self.invites_per_issuer = Ratelimiter(hs, config.rc_invites.per_issuer)
         self.room_creation = Ratelimiter(hs, config.rc_room_creation)
+        #: a profile change copied into a joined room, per "room user" key
+        self.profile_member_updates = Ratelimiter(hs, config.rc_joins_per_room)

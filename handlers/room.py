@@ -186,8 +186,13 @@ class RoomCreationHandler:
         members = self._hs.get_room_member_handler()
         for invitee in req.invite:
             # Counted above as a whole; the room must not end up half-invited.
-            await members.invite(user_id, room_id, invitee, is_direct=req.is_direct,
-                                 ratelimit=False)
+            try:
+                await members.invite(user_id, room_id, invitee, is_direct=req.is_direct,
+                                     ratelimit=False)
+            except MatrixError as e:
+                # The spec: one invitee blocking invites does not fail the creation.
+                if e.errcode != Codes.INVITE_BLOCKED:
+                    raise
         return room_id
 
     def _alias_for(self, name: str) -> str:

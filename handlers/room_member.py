@@ -26,6 +26,7 @@ class RoomMemberHandler:
         self._state = stores.state
         self._rooms = stores.rooms
         self._limits = hs.get_ratelimiters()
+        self._account_data = hs.get_account_data_handler()
 
     async def update_membership(self, sender: str, room_id: str, target: str,
                                 membership: str, reason: str | None = None,
@@ -42,6 +43,8 @@ class RoomMemberHandler:
         UserID.parse(target)
         if await self._events.get_room_version(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        if membership == "invite" and target != sender and self._hs.is_mine_id(target):
+            await self._account_data.check_invites_allowed(target)
         if ratelimit:
             await self._ratelimit(sender, room_id, target, membership)
         content = await self._member_content(target, membership, reason, extra_content)

@@ -1,9 +1,9 @@
 """Space hierarchies: the rooms below a space, through its `m.space.child` state events.
 
 Spec: client-server API "Spaces" (`GET /_matrix/client/v1/rooms/{roomId}/hierarchy`) and the
-server-server `GET /_matrix/federation/v1/hierarchy/{roomId}`. Only rooms this server is in
-are summarised: the client walk skips children we are not in (asking the servers in their
-`via` is future work), as the federation answer omits them.
+server-server `GET /_matrix/federation/v1/hierarchy/{roomId}`, and `/room_summary`. The
+client walk asks the servers in a child's `via` about children we are not in (their answer
+also summarises the grandchildren); the federation answer omits rooms we are not in.
 
 Who may see a room (Synapse's rules): anyone, if its join rule is `public`, `knock` or
 `knock_restricted` or its history is `world_readable`; a user joined to or invited to it; a
@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from federation.hierarchy_client import RemoteHierarchyClient, RemoteRoomSummary
 from handlers.event_serialize import EventRedactions
 from homeserver.errors import Codes, MatrixError
 
@@ -112,6 +113,7 @@ class SpaceHierarchyHandler:
         self._members = stores.room_members
         self._is_mine_id = hs.is_mine_id
         self._redactions = EventRedactions(self._events)
+        self._remote = RemoteHierarchyClient(hs)
 
     # GET /_matrix/client/v1/rooms/{roomId}/hierarchy
     async def get_room_hierarchy(self, requester_id: str, room_id: str,
@@ -152,6 +154,10 @@ class SpaceHierarchyHandler:
         rooms: list[dict[str, Any]] = []
         seen = 0
         processed: set[str] = set()
+        # Rooms we are not in: what their servers said (None: inaccessible or no answer),
+        # and the `via` of the links to them.
+        remote: dict[str, _Room | None] = {}
+        vias: dict[str, list[str]] = {}
         stack: list[tuple[str, int]] = [(room_id, 0)]
         while stack and len(rooms) < limit:
             current_id, depth = stack.pop()
@@ -160,11 +166,19 @@ class SpaceHierarchyHandler:
             processed.add(current_id)
             room = root if current_id == room_id else \
                 await self._summarize(current_id, suggested_only)
+            if room is None:
+                room = await self._remote_room(current_id, vias.get(current_id, []),
+                                               suggested_only, remote)
             if room is None or not await self._user_may_see(requester_id, room, current_id):
                 continue
             if seen >= skip:
                 rooms.append(room.entry())
             seen += 1
+            for child in room.children_state:
+                via = child["content"].get("via")
+                if isinstance(via, list):
+                    vias.setdefault(child["state_key"],
+                                    [v for v in via if isinstance(v, str)])
             if depth < depth_cap:
                 stack.extend((c["state_key"], depth + 1)
                              for c in reversed(room.children_state)
@@ -202,6 +216,45 @@ class SpaceHierarchyHandler:
                 inaccessible.append(child_id)
         return {"room": root.entry(), "children": children,
                 "inaccessible_children": inaccessible}
+
+    async def get_summary(self, user_id: str | None, room_id: str, via: Sequence[str]
+                          ) -> dict[str, Any] | None:
+        """The room's summary (no children) if `user_id` (None: unauthenticated) may see
+        it: from our state, else from a server in `via`. None if unknown or hidden."""
+        room = await self._summarize(room_id, False)
+        if room is None:
+            room = await self._remote_room(room_id, via, False, {})
+        if room is None:
+            return None
+        if room.join_rule in _PEEKABLE_JOIN_RULES or room.world_readable:
+            return dict(room.summary)
+        if user_id is None:
+            return None
+        membership = await self._members.get_local_membership(user_id, room_id)
+        if (membership is not None and membership.membership == "knock") \
+                or await self._user_may_see(user_id, room, room_id):
+            return dict(room.summary)
+        return None
+
+    async def _remote_room(self, room_id: str, via: Sequence[str], suggested_only: bool,
+                           known: dict[str, _Room | None]) -> _Room | None:
+        """A room we are not in, from the servers in `via` (or from `known`, filled with
+        the children an earlier answer summarised)."""
+        if room_id in known:
+            return known[room_id]
+        if not via:
+            return None
+        answer = await self._remote.fetch(room_id, via, suggested_only)
+        if answer is None:
+            known[room_id] = None
+            return None
+        for child in answer.valid_children():
+            known.setdefault(child.room_id, _remote_to_room(child, suggested_only))
+        for child_id in answer.inaccessible_children:
+            known.setdefault(child_id, None)
+        room = _remote_to_room(answer.room, suggested_only)
+        known[room_id] = room
+        return room
 
     # -- summaries --
 
@@ -283,6 +336,16 @@ class SpaceHierarchyHandler:
     async def _server_in_room(self, server_name: str, room_id: str) -> bool:
         suffix = ":" + server_name
         return any(u.endswith(suffix) for u in await self._members.get_users_in_room(room_id))
+
+
+def _remote_to_room(remote: RemoteRoomSummary, suggested_only: bool) -> _Room:
+    children = [c.model_dump() for c in remote.children_state
+                if c.type == "m.space.child" and c.state_key.startswith("!")
+                and isinstance(c.content.get("via"), list) and c.content["via"]]
+    if suggested_only:
+        children = [c for c in children if _is_suggested(c)]
+    return _Room(remote.summary(), children, remote.join_rule, remote.world_readable,
+                 list(remote.allowed_room_ids))
 
 
 def _has_via(event: Event) -> bool:

@@ -102,7 +102,8 @@ class SyncHandler:
         request = SyncRequest(
             user_id=user_id, device_id=params.device_id, since=since, now=now,
             full_state=params.full_state, filter=fc,
-            ignored=await self._account_data.get_ignored_users(user_id))
+            ignored=await self._account_data.get_ignored_users(user_id),
+            invites_blocked=await self._account_data.blocks_invites(user_id))
 
         global_data, room_data = await self._account_data.get_account_data_for_sync(
             user_id, since.account_data if since else None, now.account_data)

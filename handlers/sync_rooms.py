@@ -44,6 +44,8 @@ class SyncRequest:
     full_state: bool
     filter: FilterCollection
     ignored: frozenset[str]
+    #: `m.invite_permission_config` blocks invites: none are served (spec v1.18)
+    invites_blocked: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -128,6 +130,9 @@ class RoomSyncBuilder:
             if lazy and (since_room is None or room_id in newly or any(
                     e.type == "m.room.member" for e in (*timeline.events, *state))):
                 section["summary"] = await self._summary(req.user_id, room_id)
+            else:
+                # Synapse always sends the key; clients index it.
+                section["summary"] = {}
             section["ephemeral"] = {"events": ephemeral.get(room_id, [])}
             section["account_data"] = {"events": room_data.get(room_id, [])}
             section.update(_unread_sections(unread.get(room_id),
@@ -140,6 +145,8 @@ class RoomSyncBuilder:
             if not fc.include_room(m.room_id) or m.membership == "join":
                 continue
             is_new = since_room is None or m.room_id in newly
+            if m.membership == "invite" and req.invites_blocked:
+                continue
             if m.membership in ("invite", "knock") and is_new:
                 stripped = await self._stripped_state(req, m.room_id, m.event_id)
                 if stripped is None:

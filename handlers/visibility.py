@@ -15,6 +15,7 @@ import attrs
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.events import Event
+from homeserver.redaction import prune_event
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -112,6 +113,7 @@ class VisibilityHandler:
         self._state = stores.state
         self._events = stores.events
         self._members = stores.room_members
+        self._moderation = stores.moderation
 
     async def filter_events_for_client(self, user_id: str, events: Iterable[Event],
                                        always_include_ids: Collection[str] = ()
@@ -138,6 +140,8 @@ class VisibilityHandler:
         joined_now = await self._rooms_joined_now(user_id, {e.room_id for e in candidates})
 
         visible: list[Event] = []
+        #: visible events the user did not see live (not joined when they were sent)
+        not_joined_at: set[str] = set()
         for event in candidates:
             if event.event_id in always_include_ids:
                 visible.append(event)
@@ -157,7 +161,23 @@ class VisibilityHandler:
             if is_event_visible(user_id, event, visibility, fact.membership,
                                 is_peeking=event.room_id not in joined_now):
                 visible.append(event)
-        return visible
+                if fact.membership != "join":
+                    not_joined_at.add(event.event_id)
+        return await self._erase(user_id, visible, not_joined_at)
+
+    async def _erase(self, user_id: str, visible: list[Event], not_joined_at: set[str]
+                     ) -> list[Event]:
+        """Events of erased users (deactivated with `erase`), pruned for users who were
+        not in the room when they were sent (Synapse's rule)."""
+        senders = {e.sender for e in visible if e.event_id in not_joined_at
+                   and e.sender != user_id}
+        if not senders:
+            return visible
+        erased = await self._moderation.get_erased_users(senders)
+        if not erased:
+            return visible
+        return [prune_event(e) if e.sender in erased and e.event_id in not_joined_at
+                else e for e in visible]
 
     async def is_event_visible_to(self, user_id: str, event: Event) -> bool:
         return bool(await self.filter_events_for_client(user_id, [event]))

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from handlers.e2e_room_keys import E2eRoomKeysHandler
     from handlers.event_creation import EventCreationHandler
     from handlers.filter_handler import FilterHandler
+    from handlers.legacy_sync import LegacySyncHandler
     from handlers.login import LoginHandler
     from handlers.media.remote import RemoteMediaFetcher
     from handlers.media.repository import MediaRepository
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from handlers.media.storage import MediaStorage
     from handlers.media_thumbnails import ThumbnailHandler
     from handlers.message import MessageHandler
+    from handlers.mutual_rooms import MutualRoomsHandler
     from handlers.notifier import Notifier
     from handlers.openid import OpenIdHandler
     from handlers.pagination import PaginationHandler
@@ -59,15 +61,18 @@ if TYPE_CHECKING:
     from handlers.receipts import ReceiptsHandler
     from handlers.registration import RegistrationHandler
     from handlers.relations import BundledAggregations, RelationsHandler
+    from handlers.reporting import ReportingHandler
     from handlers.resumable_upload import CompletedUploadSink, ResumableUploadHandler
     from handlers.room import RoomCreationHandler
     from handlers.room_member import RoomMemberHandler
     from handlers.room_members_read import RoomMembersReadHandler
     from handlers.room_reads import RoomReadHandler
+    from handlers.room_summary import RoomSummaryHandler
     from handlers.search import SearchHandler
     from handlers.space_hierarchy import SpaceHierarchyHandler
     from handlers.state import StateHandler
     from handlers.sync import SyncHandler
+    from handlers.timestamp_lookup import TimestampLookupHandler
     from handlers.to_device import ToDeviceHandler
     from handlers.tokens import TokenHandler
     from handlers.typing import TypingHandler
@@ -446,6 +451,36 @@ class HomeServer:
         from handlers.room_member import RoomMemberHandler
 
         return RoomMemberHandler(self)
+
+    @_part
+    def get_reporting_handler(self) -> ReportingHandler:
+        from handlers.reporting import ReportingHandler
+
+        return ReportingHandler(self)
+
+    @_part
+    def get_timestamp_lookup_handler(self) -> TimestampLookupHandler:
+        from handlers.timestamp_lookup import TimestampLookupHandler
+
+        return TimestampLookupHandler(self)
+
+    @_part
+    def get_room_summary_handler(self) -> RoomSummaryHandler:
+        from handlers.room_summary import RoomSummaryHandler
+
+        return RoomSummaryHandler(self)
+
+    @_part
+    def get_legacy_sync_handler(self) -> LegacySyncHandler:
+        from handlers.legacy_sync import LegacySyncHandler
+
+        return LegacySyncHandler(self)
+
+    @_part
+    def get_mutual_rooms_handler(self) -> MutualRoomsHandler:
+        from handlers.mutual_rooms import MutualRoomsHandler
+
+        return MutualRoomsHandler(self)
 
     @_part
     def get_message_handler(self) -> MessageHandler:

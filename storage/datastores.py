@@ -14,6 +14,7 @@ from storage.stores.events import EventsStore
 from storage.stores.filters import FilterStore
 from storage.stores.media import MediaStore
 from storage.stores.media_thumbnails import MediaThumbnailStore
+from storage.stores.moderation import ModerationStore
 from storage.stores.openid import OpenIdStore
 from storage.stores.presence import PresenceStore
 from storage.stores.profiles import ProfileStore
@@ -74,3 +75,4 @@ class DataStores:
         self.resumable_uploads = ResumableUploadStore(db)
         self.url_previews = UrlPreviewStore(db)
         self.media_thumbnails = MediaThumbnailStore(db)
+        self.moderation = ModerationStore(db)

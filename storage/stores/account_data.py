@@ -20,6 +20,7 @@ from storage.stream import StreamIdGenerator
 GLOBAL = ""
 
 IGNORED_USER_LIST = "m.ignored_user_list"
+INVITE_PERMISSION_CONFIG = "m.invite_permission_config"
 
 #: both tables draw from one counter: it restarts above the maximum of the two
 _STREAM_SOURCE = ("(SELECT stream_id FROM account_data"
@@ -43,6 +44,7 @@ class AccountDataStore:
         self.db = db
         self._stream_ids = StreamIdGenerator(db, _STREAM_SOURCE, "stream_id")
         self._ignored_cache: LruCache[str, frozenset[str]] = LruCache(50_000)
+        self._blocks_invites_cache: LruCache[str, bool] = LruCache(50_000)
         # user -> highest stream id allocated for them since `_tracked_from`: lets an
         # incremental /sync skip the database when nothing of the user changed.
         self._tracked_from = self._stream_ids.get_current_token()
@@ -89,6 +91,8 @@ class AccountDataStore:
             (user_id, room_id, data_type, content, stream_id))
         if room_id == GLOBAL and data_type == IGNORED_USER_LIST:
             txn.call_after(self._ignored_cache.invalidate, user_id)
+        if room_id == GLOBAL and data_type == INVITE_PERMISSION_CONFIG:
+            txn.call_after(self._blocks_invites_cache.invalidate, user_id)
 
     async def get_account_data(self, user_id: str, room_id: str,
                                data_type: str) -> dict[str, Any] | None:
@@ -128,6 +132,17 @@ class AccountDataStore:
         result = frozenset(ignored) if isinstance(ignored, dict) else frozenset()
         self._ignored_cache.set(user_id, result, expected_sequence=sequence)
         return result
+
+    async def blocks_invites(self, user_id: str) -> bool:
+        """Whether `m.invite_permission_config` says `default_action: block` (cached)."""
+        cached = self._blocks_invites_cache.get(user_id)
+        if cached is not None:
+            return cached
+        sequence = self._blocks_invites_cache.sequence
+        content = await self.get_account_data(user_id, GLOBAL, INVITE_PERMISSION_CONFIG)
+        blocked = (content or {}).get("default_action") == "block"
+        self._blocks_invites_cache.set(user_id, blocked, expected_sequence=sequence)
+        return blocked
 
     # -- room tags --
 

@@ -122,6 +122,22 @@ class StreamStore:
             "get_rooms_changed", _rooms_changed_txn, ids, from_pos, to_pos)
 
 
+    async def get_event_for_timestamp(self, room_id: str, ts: int, direction: str
+                                      ) -> tuple[str, int] | None:
+        """(event_id, origin_server_ts) of the room's event closest to `ts`: at or before
+        it (`b`), at or after it (`f`). Outliers and rejected events do not count."""
+        if direction == "b":
+            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
+                   " AND origin_server_ts <= ? AND outlier = 0 AND rejected_reason IS NULL"
+                   " ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
+        else:
+            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
+                   " AND origin_server_ts >= ? AND outlier = 0 AND rejected_reason IS NULL"
+                   " ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1")
+        rows = await self.db.execute("get_event_for_timestamp", sql, room_id, ts)
+        return (rows[0][0], int(rows[0][1])) if rows else None
+
+
 def _add_bound(where: list[str], args: list[Any], bound: Bound, side: str) -> None:
     """`side` "<": at or before the bound; ">": after it. The redundant `depth <=`/`>=`
     lets both engines range-scan the (room_id, depth, stream_ordering) index."""

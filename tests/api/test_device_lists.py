@@ -128,11 +128,11 @@ class DeviceListsTestCase(RoomHelpers, HomeserverTestCase):
         self.assertEqual(self.changes(self.alice, since), ([self.bob], []))
 
     def test_deactivation_is_changed(self) -> None:
-        """Deactivation deletes every device: room-mates hear about it."""
+        """Deactivation deletes every device and parts every room: room-mates hear
+        about it, as a user they no longer share a room with (`left`)."""
         since = self.position()
         self.get_success(self.hs.get_account_handler().deactivate(self.bob))
-        changed, _ = self.changes(self.alice, since)
-        self.assertIn(self.bob, changed)
+        self.assertEqual(self.changes(self.alice, since), ([], [self.bob]))
 
     def test_rename_is_changed(self) -> None:
         """PUT /devices/{id} with a display name is a change."""

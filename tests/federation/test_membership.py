@@ -538,6 +538,15 @@ class ClientSideTestCase(_Base):
         self.ok(self.client("POST", "bob", f"/rooms/{q(self.room.room_id)}/join"))
         self.assertEqual(self.joined_rooms("bob"), [self.room.room_id])
 
+    def test_receive_invite_blocked(self) -> None:
+        """An invitee whose m.invite_permission_config blocks invites: 403 M_INVITE_BLOCKED,
+        and nothing reaches their /sync."""
+        self.ok(self.client("PUT", "bob", "/user/@bob:test/account_data/"
+                            "m.invite_permission_config", {"default_action": "block"}))
+        _, channel = self.invite_bob(self.room)
+        self.assert_error(channel, 403, "M_INVITE_BLOCKED")
+        self.assertEqual(self.sync("bob")["rooms"]["invite"], {})
+
     def test_receive_invite_refusals(self) -> None:
         room = self.room
         base = room.template("m.room.member", "@bob:test", room.creator,
