@@ -12,8 +12,11 @@ SCHEMA_VERSION history:
        transaction IDs, aliases, event reports.
     3: sync — filters, account data and tags, receipts, presence, to-device messages,
        push rules and push actions.
-    4: hardening and end-to-end encryption — files in `schema/4/` (10-19 security,
-       20-39 E2E keys, 65-69 backward extremities for topological paging).
+    4: hardening, E2E keys, media, relations, search and room features — files in
+       `schema/4/`: 10-19 user directory, 20-39 E2E keys and remote device lists, 40-49
+       media (store, resumable uploads, URL previews, thumbnails), 50-54 relations,
+       55-59 search, 60-64 user reports, erasure, timestamp index, 65-69 backward
+       extremities for topological paging.
 """
 
 from __future__ import annotations
