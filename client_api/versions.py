@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 #: docs/versions.md (a test keeps the two equal). Never list a version whose feature is
 #: missing: clients gate on them (e.g. authenticated media on v1.11).
 SUPPORTED_VERSIONS = ("r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0",
-                      "r0.6.1", "v1.1", "v1.2")
+                      "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7",
+                      "v1.8", "v1.9")
 
 
 class VersionsServlet(RestServlet):
