@@ -12,11 +12,13 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Any
+import unittest
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from homeserver.tls import generate_self_signed
+from tests.integration.federation_pair import federating_server
 from tests.integration.server_process import ROOT, ServerProcess, free_port
 
 SYNAPSE_VENV = os.environ.get("AXON_SYNAPSE_VENV", os.path.join(ROOT, ".synapse-venv"))
@@ -135,3 +137,43 @@ class SynapseProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._tmp.cleanup()
+
+
+if TYPE_CHECKING:
+    _PairBase = unittest.TestCase
+else:
+    _PairBase = object
+
+
+class AxonSynapsePair(_PairBase):
+    """An Axon (`axon`) and a Synapse (`synapse`) federating for the whole test class.
+    `prepare_servers()` runs once both are up (users, rooms); if it fails, both stop."""
+
+    axon: Any
+    synapse: SynapseProcess
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.axon = federating_server()
+        cls.synapse = SynapseProcess()
+        try:
+            cls.axon.start()
+            cls.synapse.start()
+            cls.prepare_servers()
+        except BaseException:
+            cls.axon.close()
+            cls.synapse.close()
+            raise
+
+    @classmethod
+    def prepare_servers(cls) -> None:
+        """Class-wide set-up on the running servers (none by default)."""
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.axon.close()
+        cls.synapse.close()
+
+    def logs(self) -> str:
+        return (f"--- Axon log (end) ---\n{self.axon.log()[-5000:]}\n"
+                f"--- Synapse log (end) ---\n{self.synapse.log()[-5000:]}")

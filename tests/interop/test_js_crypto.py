@@ -13,9 +13,8 @@ from __future__ import annotations
 import itertools
 import unittest
 
-from tests.integration.federation_pair import federating_server
 from tests.integration.server_process import ServerProcess
-from tests.integration.synapse_process import SynapseProcess
+from tests.integration.synapse_process import AxonSynapsePair, SynapseProcess
 from tests.js.runner import ScriptResult, require_packages, run_script
 
 ALL_STEPS = ["messages", "verification", "backup"]
@@ -119,32 +118,11 @@ class PostgresJsCryptoTestCase(AxonJsCryptoTests, unittest.TestCase):
     engine = "psycopg2"
 
 
-class FederatedJsCryptoTestCase(ScenarioChecks, unittest.TestCase):
+class FederatedJsCryptoTestCase(ScenarioChecks, AxonSynapsePair, unittest.TestCase):
     """Axon and Synapse users, and two Synapse users as the reference."""
 
     axon: ServerProcess
     synapse: SynapseProcess
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.axon = federating_server()
-        cls.synapse = SynapseProcess()
-        try:
-            cls.axon.start()
-            cls.synapse.start()
-        except BaseException:
-            cls.axon.close()
-            cls.synapse.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.axon.close()
-        cls.synapse.close()
-
-    def logs(self) -> str:
-        return (f"--- Axon log (end) ---\n{self.axon.log()[-5000:]}\n"
-                f"--- Synapse log (end) ---\n{self.synapse.log()[-5000:]}")
 
     def test_axon_user_with_synapse_user(self) -> None:
         """An Axon user's encrypted room with a Synapse user: messages, SAS, backup."""

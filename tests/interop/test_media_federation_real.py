@@ -8,41 +8,13 @@ import os
 import unittest
 from typing import Any
 
-from tests.integration.federation_pair import Client, federating_server
+from tests.integration.federation_pair import Client, ServerPairScenarios, federating_server
 from tests.integration.synapse_process import SynapseProcess
 
 DATA = os.urandom(300_000)
 
 
-class _MediaAcrossServers:
-    a: Any
-    b: Any
-    alice: Client
-    bob: Client
-
-    @classmethod
-    def make_b(cls) -> Any:
-        raise NotImplementedError
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.a = federating_server()
-        cls.b = cls.make_b()
-        try:
-            cls.a.start()
-            cls.b.start()
-            cls.alice = Client(cls.a, "alice")
-            cls.bob = Client(cls.b, "bob")
-        except BaseException:
-            cls.a.close()
-            cls.b.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.a.close()
-        cls.b.close()
-
+class _MediaAcrossServers(ServerPairScenarios):
     def upload(self, client: Client, data: bytes, name: str) -> str:
         code, _, raw = client.server.request(
             "POST", f"/_matrix/media/v3/upload?filename={name}", data, client.token,

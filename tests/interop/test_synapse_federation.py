@@ -7,8 +7,8 @@ import unittest
 from typing import Any
 
 from tests.federation.test_two_servers import TwoServerScenarios
-from tests.integration.federation_pair import Client, federating_server, q
-from tests.integration.synapse_process import SynapseProcess
+from tests.integration.federation_pair import Client, q
+from tests.integration.synapse_process import AxonSynapsePair, SynapseProcess
 
 
 def bodies(answer: dict[str, Any], room_id: str) -> list[str]:
@@ -33,29 +33,11 @@ class AxonSynapseScenarios(TwoServerScenarios, unittest.TestCase):
         self.check_history_missed_between_leave_and_rejoin()
 
 
-class SynapseFederationTestCase(unittest.TestCase):
+class SynapseFederationTestCase(AxonSynapsePair, unittest.TestCase):
     @classmethod
-    def setUpClass(cls) -> None:
-        cls.axon = federating_server()
-        cls.synapse = SynapseProcess()
-        try:
-            cls.axon.start()
-            cls.synapse.start()
-            cls.alice = Client(cls.axon, "alice")
-            cls.sam = Client(cls.synapse, "sam")  # type: ignore[arg-type]
-        except BaseException:
-            cls.axon.close()
-            cls.synapse.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.axon.close()
-        cls.synapse.close()
-
-    def logs(self) -> str:
-        return (f"--- Axon ---\n{self.axon.log()[-5000:]}\n"
-                f"--- Synapse ---\n{self.synapse.log()[-5000:]}")
+    def prepare_servers(cls) -> None:
+        cls.alice = Client(cls.axon, "alice")
+        cls.sam = Client(cls.synapse, "sam")  # type: ignore[arg-type]
 
     def exchange(self, room_id: str, first: Client, second: Client) -> None:
         """A message each way, each seen in the other side's /sync."""

@@ -7,8 +7,8 @@ import time
 import unittest
 from typing import Any
 
-from tests.integration.federation_pair import Client, federating_server, q
-from tests.integration.synapse_process import SynapseProcess
+from tests.integration.federation_pair import Client, q
+from tests.integration.synapse_process import AxonSynapsePair
 
 
 def send(client: Client, room_id: str, content: dict[str, Any]) -> str:
@@ -30,35 +30,17 @@ def edit_and_reply(client: Client, room_id: str) -> tuple[str, str, str]:
     return root, edit, reply
 
 
-class SynapseRelationsTestCase(unittest.TestCase):
+class SynapseRelationsTestCase(AxonSynapsePair, unittest.TestCase):
     @classmethod
-    def setUpClass(cls) -> None:
-        cls.axon = federating_server()
-        cls.synapse = SynapseProcess()
-        try:
-            cls.axon.start()
-            cls.synapse.start()
-            cls.alice = Client(cls.axon, "alice")
-            cls.sam = Client(cls.synapse, "sam")  # type: ignore[arg-type]
-            cls.room_id = cls.alice.ok("POST", "/createRoom",
-                                       {"preset": "public_chat"})["room_id"]
-            code, body = cls.sam.call(
-                "POST", f"/join/{q(cls.room_id)}?server_name={q(cls.axon.server_name)}", {})
-            if code != 200:
-                raise AssertionError(f"join: {code} {body}")
-        except BaseException:
-            cls.axon.close()
-            cls.synapse.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.axon.close()
-        cls.synapse.close()
-
-    def logs(self) -> str:
-        return (f"--- Axon ---\n{self.axon.log()[-5000:]}\n"
-                f"--- Synapse ---\n{self.synapse.log()[-5000:]}")
+    def prepare_servers(cls) -> None:
+        cls.alice = Client(cls.axon, "alice")
+        cls.sam = Client(cls.synapse, "sam")  # type: ignore[arg-type]
+        cls.room_id = cls.alice.ok("POST", "/createRoom",
+                                   {"preset": "public_chat"})["room_id"]
+        code, body = cls.sam.call(
+            "POST", f"/join/{q(cls.room_id)}?server_name={q(cls.axon.server_name)}", {})
+        if code != 200:
+            raise AssertionError(f"join: {code} {body}")
 
     def wait_for_relations(self, client: Client, root: str, reply: str) -> dict[str, Any]:
         """The root's `m.relations` on `client`'s server once the reply is bundled."""
