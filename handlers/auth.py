@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 LAST_SEEN_INTERVAL_MS = 10 * 60 * 1000
 
 
+#: admin roles (docs/admin.md, "Roles"): a moderator handles reports, the moderation queue
+#: and room blocking, but not users or server settings
+ROLE_ADMIN = "admin"
+ROLE_MODERATOR = "moderator"
+
+
 @attrs.frozen(slots=True)
 class Requester:
     """The authenticated user behind a request."""
@@ -69,6 +75,15 @@ class AuthHandler:
     async def is_server_admin(self, user_id: str) -> bool:
         user = await self._users.get_user(user_id)
         return bool(user and user.admin)
+
+    async def get_admin_role(self, user_id: str) -> str | None:
+        """`"admin"` for a full server admin, `"moderator"` for a moderator, else None."""
+        user = await self._users.get_user(user_id)
+        if user is None or user.deactivated:
+            return None
+        if user.admin:
+            return ROLE_ADMIN
+        return ROLE_MODERATOR if user.admin_role == ROLE_MODERATOR else None
 
     async def record_last_seen(self, requester: Requester, ip: str, user_agent: str) -> None:
         """Note the device's last use, at most once per LAST_SEEN_INTERVAL_MS."""

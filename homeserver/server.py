@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from handlers.account import AccountHandler
     from handlers.account_data import AccountDataHandler
     from handlers.admin_register import SharedSecretRegistrationHandler
+    from handlers.audit_log import AuditLog
     from handlers.auth import AuthHandler
     from handlers.bulk_push import BulkPushRuleEvaluator
     from handlers.device_lists import DeviceListHandler
@@ -439,6 +440,12 @@ class HomeServer:
         from handlers.to_device import ToDeviceHandler
 
         return ToDeviceHandler(self)
+
+    @_part
+    def get_audit_log(self) -> AuditLog:
+        from handlers.audit_log import AuditLog
+
+        return AuditLog(self)
 
     @_part
     def get_room_creation_handler(self) -> RoomCreationHandler:

@@ -58,3 +58,10 @@ class Auth:
         if not await self._handler.is_server_admin(requester.user_id):
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
         return requester
+
+    async def require_moderator(self, request: HttpRequest) -> Requester:
+        """Authenticate and require a server admin or a moderator (403 otherwise)."""
+        requester = await self.get_user_by_req(request)
+        if await self._handler.get_admin_role(requester.user_id) is None:
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin or moderator")
+        return requester

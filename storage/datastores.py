@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from storage.database import DatabasePool
 from storage.stores.account_data import AccountDataStore
+from storage.stores.audit_log import AuditLogStore
 from storage.stores.destinations import DestinationsStore
 from storage.stores.device_lists import DeviceListStore
 from storage.stores.devices import DeviceStore
@@ -76,3 +77,4 @@ class DataStores:
         self.url_previews = UrlPreviewStore(db)
         self.media_thumbnails = MediaThumbnailStore(db)
         self.moderation = ModerationStore(db)
+        self.audit_log = AuditLogStore(db)

@@ -17,6 +17,11 @@ SCHEMA_VERSION history:
        media (store, resumable uploads, URL previews, thumbnails), 50-54 relations,
        55-59 search, 60-64 user reports, erasure, timestamp index, 65-69 backward
        extremities for topological paging.
+    5: admin, moderation and push — files in `schema/5/`: 10-19 admin roles and the audit
+       log, 20-29 admin users, 30-39 user moderation (shadow-ban, rate-limit overrides),
+       40-49 admin rooms (deletion jobs, blocks, purges), 50-59 admin media, reports,
+       server notices, 60-69 content filter, moderation queue, statistics, 70-79
+       operations, 80-89 pushers and push delivery.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from storage.database import DatabasePool, Transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 
 

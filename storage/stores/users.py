@@ -21,11 +21,13 @@ class UserRow:
     locked: bool
     suspended: bool
     shadow_banned: bool
+    #: a role below full admin ("moderator"), or None
+    admin_role: str | None = None
 
 
 _USER_COLS = (
     "name, password_hash, creation_ts, admin, is_guest, user_type, deactivated, locked,"
-    " suspended, shadow_banned"
+    " suspended, shadow_banned, admin_role"
 )
 
 
@@ -33,7 +35,7 @@ def _user_row(row: tuple) -> UserRow:  # type: ignore[type-arg]
     return UserRow(
         user_id=row[0], password_hash=row[1], creation_ts=int(row[2]), admin=bool(row[3]),
         is_guest=bool(row[4]), user_type=row[5], deactivated=bool(row[6]), locked=bool(row[7]),
-        suspended=bool(row[8]), shadow_banned=bool(row[9]),
+        suspended=bool(row[8]), shadow_banned=bool(row[9]), admin_role=row[10],
     )
 
 
@@ -85,11 +87,11 @@ class UserStore:
         return [r[0] for r in rows]
 
     _FLAGS = frozenset({"admin", "is_guest", "deactivated", "locked", "suspended",
-                        "shadow_banned", "user_type"})
+                        "shadow_banned", "user_type", "admin_role"})
 
     async def set_flags(self, user_id: str, **flags: object) -> None:
         """Set account flags (admin, is_guest, deactivated, locked, suspended, shadow_banned,
-        user_type); booleans are stored as 0/1."""
+        user_type, admin_role); booleans are stored as 0/1."""
         unknown = set(flags) - self._FLAGS
         if unknown:
             raise ValueError(f"unknown user flags {sorted(unknown)}")
