@@ -65,7 +65,8 @@ class AuditLogStore:
                           action: str | None = None, since_ts: int | None = None,
                           until_ts: int | None = None) -> list[AuditEntry]:
         """Newest first; `from_id` continues below that id."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         for column, value in (("actor", actor), ("target", target), ("action", action)):
             if value is not None:
                 where.append(f"{column} = ?")
