@@ -10,11 +10,19 @@ Entries are append-only (docs/admin.md, "Audit log"). Inside a store transaction
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
-    from rest.http import HttpRequest
+
+
+class RequestOrigin(Protocol):
+    """Where a request came from (an HTTP request has both; handlers don't import rest)."""
+
+    client_ip: str
+
+    @property
+    def user_agent(self) -> str: ...
 
 
 class AuditAction(enum.StrEnum):
@@ -68,7 +76,7 @@ class AuditLog:
         self._clock = hs.get_clock()
 
     async def record(self, action: AuditAction, *, actor: str | None,
-                     target: str | None = None, request: HttpRequest | None = None,
+                     target: str | None = None, request: RequestOrigin | None = None,
                      details: dict[str, Any] | None = None) -> int:
         """Append one entry; `request` gives the IP and user agent. Returns its id."""
         ip = request.client_ip if request is not None else None
