@@ -118,7 +118,7 @@ class PostgresJsCryptoTestCase(AxonJsCryptoTests, unittest.TestCase):
     engine = "psycopg2"
 
 
-class FederatedJsCryptoTestCase(ScenarioChecks, AxonSynapsePair, unittest.TestCase):
+class FederatedJsCryptoTestCase(AxonSynapsePair, ScenarioChecks, unittest.TestCase):
     """Axon and Synapse users, and two Synapse users as the reference."""
 
     axon: ServerProcess
